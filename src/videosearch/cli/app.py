@@ -1,0 +1,42 @@
+"""The `videosearch` command: parses arguments and calls library functions, nothing more."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from videosearch.cli.eval import eval_command
+from videosearch.errors import VideosearchError
+
+app = typer.Typer(help="Find the right moment in a large collection of videos from a sentence.", no_args_is_help=True)
+app.command("eval")(eval_command)
+
+
+@app.callback()
+def _root() -> None:
+    """Keeps every command a subcommand (`videosearch eval`), even while there is only one."""
+
+
+err_console = Console(stderr=True)
+
+
+def main() -> None:
+    """Console entry point: user errors print one line and exit 2, never a traceback."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        app(standalone_mode=False)
+    except VideosearchError as exc:
+        # Escaped: messages quote paths and spans ("[start, end]") that rich would read as markup.
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.TyperException as exc:  # usage errors (a missing option, a bad value) under standalone_mode=False
+        if exc.format_message():  # empty when typer has already printed the help (no arguments given)
+            err_console.print(f"[red]error:[/red] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Training: the mini retriever, and later SFT and GRPO of the policy."""

@@ -1,0 +1,169 @@
+"""Train the `mini` video tower contrastively into the frozen MiniLM text space.
+
+Run: `videosearch retriever train --world runs/world --out runs/retriever`.
+Recipe: decode every train video at 1 fps once; embed every train query once (the text tower is
+frozen); then batches of whole near-duplicate families, so the hardest negatives share the batch.
+Loss = InfoNCE(query, videos in batch) + `segment_weight` x InfoNCE(query, the segments of its own
+video, target = the segment overlapping the ground-truth span most). Validation VR R@1/R@10 each epoch;
+the epoch with the best val R@1 is what is saved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import track
+
+from videosearch.corpus.annotations import read_moments
+from videosearch.corpus.types import Moment, VideoFrames
+from videosearch.corpus.video import read_frames
+from videosearch.embed.mini import MiniEmbedder, frames_to_tensor
+from videosearch.embed.video_tower import VideoTowerConfig
+from videosearch.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RetrieverTrainConfig:
+    """How to train the mini video tower; `world` (a generated synthetic world folder) is required."""
+
+    world: str = ""
+    out: str = "runs/retriever"
+    epochs: int = 12
+    batch_videos: int = 40  # whole families are packed until this many videos
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    tau: float = 0.05  # softmax temperature of both InfoNCE terms
+    segment_weight: float = 0.5
+    seed: int = 0
+    video_tower: VideoTowerConfig = field(default_factory=VideoTowerConfig)
+
+    def __post_init__(self) -> None:
+        if not self.world:
+            raise ConfigError("world is required: the folder written by `videosearch world generate`")
+        if self.epochs < 1 or self.batch_videos < 2:
+            raise ConfigError("epochs must be >= 1 and batch_videos >= 2")
+        if not 0 < self.tau <= 1:
+            raise ConfigError(f"tau must be in (0, 1] (got {self.tau})")
+
+
+def load_split(world: Path, split: str, embedder: MiniEmbedder) -> tuple[list[Moment], dict[str, VideoFrames]]:
+    """The split's moments and every video of the split decoded the way the embedder reads them."""
+    moments = read_moments(world / f"{split}.jsonl").moments
+    size = (embedder.video_config.frame_size,) * 2
+    paths = sorted((world / "videos" / split).glob("*.mp4"))
+    videos = {p.stem: read_frames(p, embedder.fps, embedder.max_frames, size)
+              for p in track(paths, description=f"decoding {split}")}
+    return moments, videos
+
+
+def info_nce(queries: torch.Tensor, keys: torch.Tensor, targets: torch.Tensor, tau: float) -> torch.Tensor:
+    """Mean cross-entropy of `targets` under softmax(queries @ keys.T / tau); queries (B, D), keys (K, D)."""
+    return torch.nn.functional.cross_entropy(queries @ keys.T / tau, targets)
+
+
+def _family(video_id: str) -> str:
+    return video_id.rsplit("_", 1)[0]
+
+
+def _batches(video_ids: list[str], batch_videos: int, rng: np.random.Generator) -> list[list[str]]:
+    families: dict[str, list[str]] = {}
+    for vid in video_ids:
+        families.setdefault(_family(vid), []).append(vid)
+    order = [families[k] for k in rng.permutation(sorted(families))]
+    batches, current = [], []
+    for members in order:
+        current += members
+        if len(current) >= batch_videos:
+            batches.append(current)
+            current = []
+    return batches + ([current] if len(current) > 1 else [])
+
+
+def _best_segment(embedder: MiniEmbedder, n_frames: int, times: np.ndarray, moment: Moment) -> int:
+    _, ranges = embedder.video.segments(torch.zeros(n_frames, 1), n_frames)
+    ious = []
+    for a, b in ranges:
+        start, end = float(times[a]), float(times[b - 1]) + 1.0 / embedder.fps
+        inter = max(0.0, min(end, moment.end_s) - max(start, moment.start_s))
+        ious.append(inter / (max(end, moment.end_s) - min(start, moment.start_s)))
+    return int(np.argmax(ious))
+
+
+@torch.no_grad()
+def video_recall(embedder: MiniEmbedder, moments: list[Moment], videos: dict[str, VideoFrames],
+                 query_vectors: np.ndarray, ks: tuple[int, ...] = (1, 10)) -> dict[str, float]:
+    """VR R@k (percent) of the queries against every video of the split."""
+    ids = sorted(videos)
+    vectors = np.concatenate([np.stack([e.vector for e in embedder.embed_video([videos[v] for v in ids[i: i + 64]])])
+                              for i in range(0, len(ids), 64)])
+    ranks = np.argsort(-(query_vectors @ vectors.T), axis=1)
+    gt = np.array([ids.index(m.video_id) for m in moments])
+    return {f"R@{k}": float(100 * np.mean([g in r[:k] for g, r in zip(gt, ranks)])) for k in ks}
+
+
+def train_retriever(config: RetrieverTrainConfig) -> MiniEmbedder:
+    """Train, validate each epoch, save the best epoch to `config.out`; returns the trained embedder."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    world, out = Path(config.world), Path(config.out)
+    if not (world / "world.json").exists():
+        raise ConfigError(f"{world} is not a complete synthetic world: run `videosearch world generate --out {world}`")
+    embedder = MiniEmbedder(config.video_tower)
+    train_moments, train_videos = load_split(world, "train", embedder)
+    val_moments, val_videos = load_split(world, "val", embedder)
+    logger.info("embedding %d train and %d val queries with the frozen text tower", len(train_moments),
+                len(val_moments))
+    train_q = torch.from_numpy(embedder.embed_text([m.query for m in train_moments]))
+    val_q = embedder.embed_text([m.query for m in val_moments])
+    by_video: dict[str, list[int]] = {}
+    for i, m in enumerate(train_moments):
+        by_video.setdefault(m.video_id, []).append(i)
+    targets_seg = [_best_segment(embedder, len(train_videos[m.video_id]), train_videos[m.video_id].timestamps_s, m)
+                   for m in train_moments]
+
+    tower = embedder.video.train()
+    optimizer = torch.optim.AdamW(tower.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = len(_batches(sorted(train_videos), config.batch_videos, rng))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps_per_epoch,
+                                                    pct_start=0.1)
+    best, history, started = -1.0, [], time.time()
+    for epoch in range(config.epochs):
+        tower.train()
+        losses = []
+        for batch_ids in track(_batches(sorted(train_videos), config.batch_videos, rng), description=f"epoch {epoch + 1}"):
+            frames, times, mask = frames_to_tensor([train_videos[v] for v in batch_ids], config.video_tower.frame_size)
+            frame_vectors, video_vectors = tower(frames, times, mask)
+            rows = [i for v in batch_ids for i in by_video.get(v, [])]
+            column = {v: j for j, v in enumerate(batch_ids)}
+            q = train_q[rows]
+            loss = info_nce(q, video_vectors, torch.tensor([column[train_moments[i].video_id] for i in rows]), config.tau)
+            seg_losses = []
+            for r, i in enumerate(rows):
+                j = column[train_moments[i].video_id]
+                segments, _ = tower.segments(frame_vectors[j], int(mask[j].sum()))
+                seg_losses.append(info_nce(q[r: r + 1], segments, torch.tensor([targets_seg[i]]), config.tau))
+            loss = loss + config.segment_weight * torch.stack(seg_losses).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+        tower.eval()
+        recall = video_recall(embedder, val_moments, val_videos, val_q)
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **{f"val_{k}": v for k, v in recall.items()},
+                        "seconds": round(time.time() - started, 1)})
+        logger.info("epoch %d: loss %.3f, val VR R@1 %.1f, R@10 %.1f", epoch + 1, np.mean(losses), recall["R@1"],
+                    recall["R@10"])
+        if recall["R@1"] > best:
+            best = recall["R@1"]
+            embedder.save_pretrained(out)
+    (out / "train_log.json").write_text(json.dumps({"config": asdict(config), "history": history}, indent=2))
+    return MiniEmbedder.from_pretrained(out)

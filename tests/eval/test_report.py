@@ -1,0 +1,161 @@
+"""evaluate() on a 3-query toy whose every figure is computed by hand, and format_table()."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from videosearch.corpus.types import Moment
+from videosearch.errors import VideosearchError
+from videosearch.eval.predictions import Judgement, Prediction
+from videosearch.eval.report import evaluate, format_table, per_query_scores
+
+MOMENTS = [
+    Moment("q1", "first", "v1", 2.0, 6.0, 10.0),
+    Moment("q2", "second", "v2", 0.0, 4.0, 8.0),
+    Moment("q3", "third", "v3", 5.0, 9.0, 10.0),
+]
+
+# q1: v1 at rank 2 then rank 1; turn 1 rejects v4 (right), turn 2 matches v1 (right) with the reversed
+#     span [6.5, 2.5] -> [2.5, 6.5]; against [2, 6]: overlap 3.5, union 4.5, IoU 7/9.
+# q2: v2 at rank 5 then rank 1; turn 1 is unparsable (wrong), turn 2 matches v2 (right) with
+#     [-2, 12] clamped to the 8 s video, [0, 8]; against [0, 4]: IoU 4/8 = 0.5.
+# q3: v3 at rank 6 then rank 2; one turn matches v5 (wrong video, wrong judgement) with v3's exact span.
+PREDICTIONS = [
+    Prediction(
+        "q1",
+        "first",
+        ["v4", "v1", "v5"],
+        ["v1", "v4", "v5"],
+        [Judgement("v4", "not_matched", None, 10, 8, 1.0), Judgement("v1", "matched", (6.5, 2.5), 20, 0, 0.5)],
+    ),
+    Prediction(
+        "q2",
+        "second",
+        ["v5", "v4", "v3", "v1", "v2"],
+        ["v2", "v5", "v4", "v3", "v1"],
+        [Judgement("v5", "unparsable", None, 30, 0, 2.0), Judgement("v2", "matched", (-2.0, 12.0), 12, 8, 1.0)],
+    ),
+    Prediction(
+        "q3",
+        "third",
+        ["v5", "v1", "v2", "v4", "v6", "v3"],
+        ["v5", "v3"],
+        [Judgement("v5", "matched", (5.0, 9.0), 15, 0, 0.5)],
+    ),
+]
+
+EXPECTED = {
+    "n_queries": 3,
+    "n_predicted": 3,
+    "n_judgements": 5,
+    "vr_turn1@1": 0.0,  # ranks 2, 5, 6
+    "vr_turn1@5": 200 / 3,  # rank 5 counts, rank 6 does not
+    "vr_turn1@10": 100.0,
+    "vr_turn1@100": 100.0,
+    "vr@1": 200 / 3,  # ranks 1, 1, 2
+    "vr@5": 100.0,
+    "vr@10": 100.0,
+    "vr@100": 100.0,
+    "vcmr@0.3": 200 / 3,  # q1 (7/9) and q2 (0.5)
+    "vcmr@0.5": 200 / 3,  # IoU 0.5 meets the 0.5 threshold
+    "vcmr@0.7": 100 / 3,  # q1 only
+    "miou": 100 * (7 / 9 + 0.5 + 0.0) / 3,
+    "ver": 60.0,  # 3 of 5 judgements right
+    "mean_turns": 5 / 3,  # 2 + 2 + 1
+    "generated_tokens": 29.0,  # (10 + 20) + (30 + 12) + 15 = 87
+    "latent_steps": 16 / 3,  # 8 + 8 + 0
+    "seconds_per_query": 5 / 3,  # 1.5 + 3.0 + 0.5
+}
+
+
+def test_toy_every_metric_by_hand():
+    result = evaluate(PREDICTIONS, MOMENTS)
+    assert list(result) == list(EXPECTED)
+    assert result == pytest.approx(EXPECTED)
+    assert isinstance(result["n_queries"], int)
+
+
+def test_query_without_prediction_is_a_miss_and_adds_no_judgement_or_cost():
+    moments = [*MOMENTS, Moment("q4", "fourth", "v4", 0.0, 1.0, 5.0)]
+    result = evaluate(PREDICTIONS, moments)
+    assert (result["n_queries"], result["n_predicted"], result["n_judgements"]) == (4, 3, 5)
+    assert result["vr@1"] == pytest.approx(50.0)  # 2 of 4
+    assert result["vr_turn1@100"] == pytest.approx(75.0)
+    assert result["vcmr@0.3"] == pytest.approx(50.0)
+    assert result["miou"] == pytest.approx(100 * (7 / 9 + 0.5) / 4)
+    for key in ("ver", "mean_turns", "generated_tokens", "latent_steps", "seconds_per_query"):
+        assert result[key] == pytest.approx(EXPECTED[key])
+
+
+def test_no_predictions_at_all():
+    result = evaluate([], MOMENTS)
+    assert result["n_predicted"] == 0
+    assert result["vr@100"] == 0.0 and result["vcmr@0.3"] == 0.0 and result["miou"] == 0.0
+    for key in ("ver", "mean_turns", "generated_tokens", "latent_steps", "seconds_per_query"):
+        assert math.isnan(result[key])
+
+
+def test_per_query_scores_are_aligned_with_the_annotations():
+    scores = per_query_scores(list(reversed(PREDICTIONS)), MOMENTS, ks=(1,), ious=(0.7,))
+    assert list(scores) == ["vr_turn1@1", "vr@1", "vcmr@0.7", "miou"]
+    np.testing.assert_array_equal(scores["vr@1"], [True, True, False])
+    np.testing.assert_array_equal(scores["vcmr@0.7"], [True, False, False])
+    np.testing.assert_allclose(scores["miou"], [7 / 9, 0.5, 0.0])
+
+
+def test_custom_cut_offs_and_thresholds_name_the_keys():
+    result = evaluate(PREDICTIONS, MOMENTS, ks=(2,), ious=(0.25,))
+    assert result["vr@2"] == pytest.approx(100.0)
+    assert result["vr_turn1@2"] == pytest.approx(100 / 3)
+    assert result["vcmr@0.25"] == pytest.approx(200 / 3)
+
+
+def test_unknown_qids_mean_the_wrong_annotation_file():
+    strangers = [dataclasses.replace(PREDICTIONS[0], qid=f"x{i}") for i in range(7)]
+    with pytest.raises(VideosearchError, match=r"7 of 10 predictions .*'x0', 'x1'.*2 more.*annotation file"):
+        evaluate(PREDICTIONS + strangers, MOMENTS)
+    assert evaluate(PREDICTIONS + strangers, MOMENTS, ignore_unknown_qids=True) == pytest.approx(EXPECTED)
+
+
+def test_duplicate_and_empty_inputs_are_errors():
+    with pytest.raises(VideosearchError, match="annotations repeat qid"):
+        evaluate(PREDICTIONS, [*MOMENTS, MOMENTS[0]])
+    with pytest.raises(VideosearchError, match="several predictions share qid"):
+        evaluate([*PREDICTIONS, PREDICTIONS[1]], MOMENTS)
+    with pytest.raises(VideosearchError, match="no queries"):
+        evaluate(PREDICTIONS, [])
+
+
+def _rows(table) -> tuple[str, dict[str, str]]:
+    """The rendered text and its rows as label -> value."""
+    console = Console(record=True, width=120)
+    console.print(table)
+    text = console.export_text()
+    cells = [[cell.strip() for cell in line.split("│")[1:3]] for line in text.splitlines() if "│" in line]
+    return text, dict(cells)
+
+
+def test_format_table_shows_every_figure():
+    text, rows = _rows(format_table(evaluate(PREDICTIONS, MOMENTS)))
+    assert "3 queries, 3 predicted" in text
+    assert rows == {
+        "VR R@1/5/10/100, turn 1": "0.0/66.7/100.0/100.0",
+        "VR R@1/5/10/100, final": "66.7/100.0/100.0/100.0",
+        "VCMR R@1, IoU 0.3/0.5/0.7": "66.7/66.7/33.3",
+        "VER": "60.0",
+        "mIoU": "42.6",
+        "turns / query": "1.67",
+        "generated tokens / query": "29.0",
+        "latent steps / query": "5.3",
+        "seconds / query": "1.667",
+    }
+
+
+def test_format_table_writes_undefined_figures_as_na():
+    text, rows = _rows(format_table(evaluate([], MOMENTS)))
+    assert "3 queries, 0 predicted" in text
+    assert rows["VER"] == rows["turns / query"] == rows["seconds / query"] == "n/a"
+    assert rows["VR R@1/5/10/100, final"] == "0.0/0.0/0.0/0.0"
