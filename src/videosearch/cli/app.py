@@ -9,17 +9,21 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from videosearch.cli.baseline import baseline_app
 from videosearch.cli.eval import eval_command
+from videosearch.cli.index import index_app, search_command, serve_command
+from videosearch.cli.retriever import retriever_app
+from videosearch.cli.world import world_app
 from videosearch.errors import VideosearchError
 
 app = typer.Typer(help="Find the right moment in a large collection of videos from a sentence.", no_args_is_help=True)
+app.add_typer(world_app, name="world")
+app.add_typer(retriever_app, name="retriever")
+app.add_typer(index_app, name="index")
+app.command("search")(search_command)
+app.command("serve")(serve_command)
 app.command("eval")(eval_command)
-
-
-@app.callback()
-def _root() -> None:
-    """Keeps every command a subcommand (`videosearch eval`), even while there is only one."""
-
+app.add_typer(baseline_app, name="baseline")
 
 err_console = Console(stderr=True)
 

@@ -40,7 +40,7 @@ class WorldConfig:
 
     families: dict[str, int] = field(default_factory=lambda: {"train": 240, "val": 20, "test": 80})
     family_size: int = 5  # base video + variants that each change one thing
-    queries_per_video: dict[str, int] = field(default_factory=lambda: {"train": 3, "val": 1, "test": 1})
+    queries_per_video: dict[str, int] = field(default_factory=lambda: {"train": 12, "val": 1, "test": 1})
     fps: float = 4.0  # frame rate of the written mp4 files; readers sample them at 1 fps
     n_actors: tuple[int, int] = (2, 3)
     n_events: tuple[int, int] = (3, 4)

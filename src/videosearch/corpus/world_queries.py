@@ -166,24 +166,25 @@ class WorldQuery:
 def make_queries(
     rng: np.random.Generator, specs: list[VideoSpec], per_video: int, tries: int = 12
 ) -> list[WorldQuery]:
-    """Up to `per_video` unambiguous queries per video, about distinct events where possible."""
+    """Up to `per_video` unambiguous queries per video, spread over its events (least-asked event first)."""
     by_scene: dict[str, list[VideoSpec]] = {}
     for spec in specs:
         by_scene.setdefault(spec.scene, []).append(spec)
     queries = []
     for spec in specs:
-        used_events: set[int] = set()
-        order = list(rng.permutation(len(spec.events)))
-        for attempt in range(tries * len(spec.events)):
-            if len(used_events) >= per_video:
+        asked = np.zeros(len(spec.events), int)
+        texts: set[str] = set()
+        for _ in range(tries * per_video):
+            if len(texts) >= per_video:
                 break
-            event_index = int(order[attempt % len(order)])
-            if event_index in used_events:
-                continue
+            least = np.flatnonzero(asked == asked.min())
+            event_index = int(rng.choice(least))
             claim = sample_claim(rng, spec, event_index)
             matching = [s for s in by_scene[spec.scene] if claim_holds(claim, s)]
-            if len(matching) == 1 and claim_holds(claim, spec) == [event_index]:
-                used_events.add(event_index)
-                queries.append(WorldQuery(spec.video_id, event_index, render_claim(rng, claim),
-                                          coarse_description(spec, event_index), asdict(claim)))
+            text = render_claim(rng, claim)
+            if len(matching) == 1 and claim_holds(claim, spec) == [event_index] and text not in texts:
+                asked[event_index] += 1
+                texts.add(text)
+                queries.append(WorldQuery(spec.video_id, event_index, text, coarse_description(spec, event_index),
+                                          asdict(claim)))
     return queries

@@ -19,7 +19,7 @@ from videosearch.errors import ConfigError
 class VideoTowerConfig:
     """Sizes of the video tower; `out_dim` must equal the text tower's width."""
 
-    frame_size: int = 64  # frames are resized to frame_size x frame_size
+    frame_size: int = 32  # frames are resized to frame_size x frame_size
     channels: tuple[int, int, int] = (16, 32, 32)
     feature_dim: int = 256  # per-frame feature width
     layers: int = 2  # temporal transformer layers

@@ -223,8 +223,8 @@ class VectorStore(ABC):
         sets = normalise_exclude(exclude, len(matrix))
         remaining = len(self)
         if sets is not None:
-            counts = {id(s): self._count_stored(s) for s in sets}
-            remaining -= max(counts.values())
+            distinct = {id(s): s for s in sets}.values()
+            remaining -= max(self._count_stored(s) for s in distinct)
         width = min(int(k), remaining)
         if width <= 0 or len(matrix) == 0:
             return SearchResult(ids=[[] for _ in range(len(matrix))],

@@ -35,7 +35,7 @@ class IndexConfig:
     )
     metric: str = field(default="ip", metadata={"help": "Similarity; only 'ip' (inner product) is supported."})
     nprobe: int = field(default=16, metadata={"help": "IVF: inverted lists visited per query (recall vs speed)."})
-    ef_search: int = field(default=64, metadata={"help": "HNSW: candidate list size per query (recall vs speed)."})
+    ef_search: int = field(default=128, metadata={"help": "HNSW: candidate list size per query (recall vs speed)."})
     uri: str | None = field(
         default=None,
         metadata={"help": "Milvus: None keeps a milvus-lite database inside the store directory; "

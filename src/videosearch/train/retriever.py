@@ -2,7 +2,8 @@
 
 Run: `videosearch retriever train --world runs/world --out runs/retriever`.
 Recipe: decode every train video at 1 fps once; embed every train query once (the text tower is
-frozen); then batches of whole near-duplicate families, so the hardest negatives share the batch.
+frozen); then random batches of videos with all their queries, so most in-batch negatives come from
+other families: the tower learns scene and actors well, while near-duplicates stay hard for one vector.
 Loss = InfoNCE(query, videos in batch) + `segment_weight` x InfoNCE(query, the segments of its own
 video, target = the segment overlapping the ground-truth span most). Validation VR R@1/R@10 each epoch;
 the epoch with the best val R@1 is what is saved.
@@ -37,8 +38,8 @@ class RetrieverTrainConfig:
     world: str = ""
     out: str = "runs/retriever"
     epochs: int = 12
-    batch_videos: int = 40  # whole families are packed until this many videos
-    lr: float = 2e-3
+    batch_videos: int = 64
+    lr: float = 1e-3
     weight_decay: float = 0.01
     tau: float = 0.05  # softmax temperature of both InfoNCE terms
     segment_weight: float = 0.5
@@ -69,22 +70,20 @@ def info_nce(queries: torch.Tensor, keys: torch.Tensor, targets: torch.Tensor, t
     return torch.nn.functional.cross_entropy(queries @ keys.T / tau, targets)
 
 
-def _family(video_id: str) -> str:
-    return video_id.rsplit("_", 1)[0]
-
-
 def _batches(video_ids: list[str], batch_videos: int, rng: np.random.Generator) -> list[list[str]]:
-    families: dict[str, list[str]] = {}
-    for vid in video_ids:
-        families.setdefault(_family(vid), []).append(vid)
-    order = [families[k] for k in rng.permutation(sorted(families))]
-    batches, current = [], []
-    for members in order:
-        current += members
-        if len(current) >= batch_videos:
-            batches.append(current)
-            current = []
-    return batches + ([current] if len(current) > 1 else [])
+    """Random batches of whole videos (every query of a video goes with it); the last one may be smaller."""
+    order = [video_ids[i] for i in rng.permutation(len(video_ids))]
+    batches = [order[i: i + batch_videos] for i in range(0, len(order), batch_videos)]
+    return [b for b in batches if len(b) > 1]
+
+
+def _padded_segments(tower: torch.nn.Module, frame_vectors: torch.Tensor,
+                     mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segment vectors of every video in a batch, padded: (B, S_max, D) and a bool mask (B, S_max)."""
+    per_video = [tower.segments(frame_vectors[j], int(mask[j].sum()))[0] for j in range(len(frame_vectors))]
+    padded = torch.nn.utils.rnn.pad_sequence(per_video, batch_first=True)
+    lengths = torch.tensor([len(x) for x in per_video])
+    return padded, torch.arange(padded.shape[1]) < lengths[:, None]
 
 
 def _best_segment(embedder: MiniEmbedder, n_frames: int, times: np.ndarray, moment: Moment) -> int:
@@ -126,8 +125,8 @@ def train_retriever(config: RetrieverTrainConfig) -> MiniEmbedder:
     by_video: dict[str, list[int]] = {}
     for i, m in enumerate(train_moments):
         by_video.setdefault(m.video_id, []).append(i)
-    targets_seg = [_best_segment(embedder, len(train_videos[m.video_id]), train_videos[m.video_id].timestamps_s, m)
-                   for m in train_moments]
+    seg_targets = torch.tensor([_best_segment(embedder, len(train_videos[m.video_id]),
+                                              train_videos[m.video_id].timestamps_s, m) for m in train_moments])
 
     tower = embedder.video.train()
     optimizer = torch.optim.AdamW(tower.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -142,17 +141,16 @@ def train_retriever(config: RetrieverTrainConfig) -> MiniEmbedder:
             frames, times, mask = frames_to_tensor([train_videos[v] for v in batch_ids], config.video_tower.frame_size)
             frame_vectors, video_vectors = tower(frames, times, mask)
             rows = [i for v in batch_ids for i in by_video.get(v, [])]
-            column = {v: j for j, v in enumerate(batch_ids)}
-            q = train_q[rows]
-            loss = info_nce(q, video_vectors, torch.tensor([column[train_moments[i].video_id] for i in rows]), config.tau)
-            seg_losses = []
-            for r, i in enumerate(rows):
-                j = column[train_moments[i].video_id]
-                segments, _ = tower.segments(frame_vectors[j], int(mask[j].sum()))
-                seg_losses.append(info_nce(q[r: r + 1], segments, torch.tensor([targets_seg[i]]), config.tau))
-            loss = loss + config.segment_weight * torch.stack(seg_losses).mean()
+            column = torch.tensor([batch_ids.index(train_moments[i].video_id) for i in rows])
+            q = train_q[rows]  # (R, D)
+            segments, seg_mask = _padded_segments(tower, frame_vectors, mask)  # (B, S, D), (B, S)
+            seg_logits = torch.einsum("rd,rsd->rs", q, segments[column]) / config.tau
+            seg_logits = seg_logits.masked_fill(~seg_mask[column], float("-inf"))
+            loss = (info_nce(q, video_vectors, column, config.tau)
+                    + config.segment_weight * torch.nn.functional.cross_entropy(seg_logits, seg_targets[rows]))
             optimizer.zero_grad()
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(tower.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())

@@ -1,0 +1,88 @@
+"""`videosearch index build | add`, `videosearch search` and `videosearch serve`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from videosearch.corpus.video import list_videos
+from videosearch.embed import load_embedder
+from videosearch.engine import SearchEngine
+from videosearch.index import IndexConfig
+
+index_app = typer.Typer(help="Build and extend a video index.", no_args_is_help=True)
+
+
+def _report_skipped(skipped: list) -> None:
+    for item in skipped:
+        typer.echo(f"skipped {item.path}: {item.reason}", err=True)
+
+
+@index_app.command("build")
+def build_command(
+    videos: Path = typer.Option(..., "--videos", help="Folder of video files."),
+    out: Path = typer.Option(..., "--out", help="Index folder to write."),
+    embedder: Path = typer.Option(Path("runs/retriever"), "--embedder", help="Saved embedder folder."),
+    backend: str = typer.Option("faiss", "--backend", help="faiss (default) or milvus."),
+    factory: str = typer.Option("Flat", "--factory", help="FAISS factory string: Flat (exact), IVF256,Flat, HNSW32."),
+    uri: str = typer.Option(None, "--uri", help="Milvus server URI (default: a milvus-lite file in the index)."),
+) -> None:
+    """Decode, embed and index every video of a folder; unreadable files are skipped and listed."""
+    config = IndexConfig(backend=backend, factory=factory, uri=uri)
+    engine, skipped = SearchEngine.build(videos, load_embedder(embedder), config)
+    engine.save(out)
+    _report_skipped(skipped)
+    typer.echo(f"indexed {len(engine)} videos into {out} ({len(skipped)} skipped)")
+
+
+@index_app.command("add")
+def add_command(
+    index: Path = typer.Argument(..., help="Index folder."),
+    videos: Path = typer.Option(..., "--videos", help="Folder of new video files (an indexed id is replaced)."),
+) -> None:
+    """Add videos to an existing index without rebuilding it."""
+    engine = SearchEngine.load(index)
+    skipped = engine.add_videos(list_videos(videos))
+    engine.save(index)
+    _report_skipped(skipped)
+    typer.echo(f"index {index} now holds {len(engine)} videos ({len(skipped)} skipped)")
+
+
+def search_command(
+    index: Path = typer.Argument(..., help="Index folder."),
+    query: str = typer.Argument(..., help="What happens in the moment you are looking for."),
+    k: int = typer.Option(5, "-k", help="Number of videos to return."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Video id to leave out, repeatable."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+) -> None:
+    """Search an index with a sentence."""
+    if not query.strip():
+        raise typer.BadParameter("the query is empty", param_hint="QUERY")
+    hits = SearchEngine.load(index).search(query, k=k, exclude=exclude)
+    if json_output:
+        for hit in hits:
+            typer.echo(json.dumps(hit.__dict__))
+        return
+    table = Table(title=query)
+    for column in ("rank", "video", "score", "start s", "end s"):
+        table.add_column(column)
+    for rank, hit in enumerate(hits, 1):
+        table.add_row(str(rank), hit.video_id, f"{hit.score:.3f}", f"{hit.start_s:.1f}", f"{hit.end_s:.1f}")
+    Console().print(table)
+
+
+def serve_command(
+    index: Path = typer.Argument(..., help="Index folder."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+) -> None:
+    """Serve the index over HTTP: POST /search, GET /videos/{id}, GET /healthz."""
+    import uvicorn
+
+    from videosearch.engine.server import create_app
+
+    uvicorn.run(create_app(SearchEngine.load(index)), host=host, port=port)

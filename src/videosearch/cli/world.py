@@ -1,0 +1,24 @@
+"""`videosearch world generate`: write the synthetic world (mp4 videos + VERIFIED-format annotations)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from videosearch.corpus.world import WorldConfig, generate_world
+
+world_app = typer.Typer(help="The synthetic world: a generated benchmark of near-duplicate videos.",
+                        no_args_is_help=True)
+
+
+@world_app.command("generate")
+def generate_command(
+    out: Path = typer.Option(..., "--out", help="Output folder (reused when it already holds this world)."),
+    seed: int = typer.Option(0, "--seed", help="Everything is deterministic from this seed."),
+    size: str = typer.Option("default", "--size", help="'default' (the benchmark) or 'small' (seconds, for tests)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Processes that render and encode videos."),
+) -> None:
+    """Generate train/val/test splits with disjoint videos."""
+    folder = generate_world(out, seed, WorldConfig.preset(size), workers)
+    typer.echo(f"world written to {folder}")

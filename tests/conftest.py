@@ -1,0 +1,41 @@
+"""Shared fixtures: a small synthetic world, an untrained mini embedder, an engine over the world's videos."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from videosearch.corpus.world import WorldConfig, generate_world
+from videosearch.embed import MiniEmbedder
+from videosearch.engine import SearchEngine
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `small` synthetic world, generated once per test session (a few seconds)."""
+    return generate_world(tmp_path_factory.mktemp("world"), seed=3, config=WorldConfig.preset("small"), workers=1)
+
+
+@pytest.fixture(scope="session")
+def _mini_embedder() -> MiniEmbedder:
+    torch.manual_seed(0)
+    return MiniEmbedder()
+
+
+@pytest.fixture
+def mini_embedder(_mini_embedder: MiniEmbedder) -> MiniEmbedder:
+    """An untrained mini embedder (real MiniLM text tower, random video tower); a private copy per test."""
+    return copy.deepcopy(_mini_embedder)
+
+
+@pytest.fixture
+def engine(small_world: Path, _mini_embedder: MiniEmbedder) -> SearchEngine:
+    """A fresh engine over the small world's test videos (the embedder is shared: engines never change it)."""
+    engine, skipped = SearchEngine.build(small_world / "videos" / "test", _mini_embedder)
+    assert not skipped
+    return engine
