@@ -26,7 +26,7 @@ def _report_skipped(skipped: list) -> None:
 def build_command(
     videos: Path = typer.Option(..., "--videos", help="Folder of video files."),
     out: Path = typer.Option(..., "--out", help="Index folder to write."),
-    embedder: Path = typer.Option(Path("runs/retriever"), "--embedder", help="Saved embedder folder."),
+    embedder: Path = typer.Option(..., "--embedder", help="Saved embedder folder (`videosearch retriever train`)."),
     backend: str = typer.Option("faiss", "--backend", help="faiss (default) or milvus."),
     factory: str = typer.Option("Flat", "--factory", help="FAISS factory string: Flat (exact), IVF256,Flat, HNSW32."),
     uri: str = typer.Option(None, "--uri", help="Milvus server URI (default: a milvus-lite file in the index)."),

@@ -38,9 +38,9 @@ FORMAT_VERSION = 1
 class WorldConfig:
     """Sizes of the synthetic world; `families` counts near-duplicate groups per split."""
 
-    families: dict[str, int] = field(default_factory=lambda: {"train": 240, "val": 20, "test": 80})
+    families: dict[str, int] = field(default_factory=lambda: {"train": 240, "val": 20, "test": 40})
     family_size: int = 5  # base video + variants that each change one thing
-    queries_per_video: dict[str, int] = field(default_factory=lambda: {"train": 12, "val": 1, "test": 1})
+    queries_per_video: dict[str, int] = field(default_factory=lambda: {"train": 12, "val": 1, "test": 2})
     fps: float = 4.0  # frame rate of the written mp4 files; readers sample them at 1 fps
     n_actors: tuple[int, int] = (2, 3)
     n_events: tuple[int, int] = (3, 4)
@@ -131,7 +131,7 @@ def generate_world(out_dir: str | Path, seed: int = 0, config: WorldConfig | Non
 
 
 def _run_jobs(jobs: list, workers: int, label: str) -> None:
-    from rich.progress import track
+    from videosearch.progress import track
 
     if workers <= 1:
         for job in track(jobs, description=label):

@@ -110,5 +110,10 @@ class MiniEmbedder(Embedder):
         tower = config["video_tower"]
         tower["channels"] = tuple(tower["channels"])
         embedder = cls(VideoTowerConfig(**tower), config.get("text_model_path"))
-        embedder.video.load_state_dict(load_file(folder / WEIGHTS))
+        try:
+            embedder.video.load_state_dict(load_file(folder / WEIGHTS))
+        except RuntimeError as exc:
+            raise ConfigError(f"{folder / WEIGHTS} does not fit the video tower of its config.json (saved by another "
+                              f"version?): retrain with `videosearch retriever train`. {str(exc).splitlines()[0]}"
+                              ) from None
         return embedder

@@ -20,18 +20,19 @@ class VideoTowerConfig:
     """Sizes of the video tower; `out_dim` must equal the text tower's width."""
 
     frame_size: int = 32  # frames are resized to frame_size x frame_size
-    channels: tuple[int, int, int] = (16, 32, 32)
+    channels: tuple[int, int, int] = (32, 64, 64)
     feature_dim: int = 256  # per-frame feature width
     layers: int = 2  # temporal transformer layers
     heads: int = 4
+    dropout: float = 0.1  # in the temporal transformer and before the head; the tower overfits without it
     out_dim: int = 384
     max_frames: int = 64
     segment_frames: int = 4  # window length (frames) of a segment vector
     segment_stride: int = 2
 
     def __post_init__(self) -> None:
-        if self.frame_size % 8:
-            raise ConfigError(f"video_tower.frame_size must be a multiple of 8 (got {self.frame_size})")
+        if self.frame_size % 4:
+            raise ConfigError(f"video_tower.frame_size must be a multiple of 4 (got {self.frame_size})")
         if self.feature_dim % self.heads:
             raise ConfigError(f"video_tower.feature_dim ({self.feature_dim}) must be divisible by heads ({self.heads})")
         if not 1 <= self.segment_stride <= self.segment_frames:
@@ -58,15 +59,15 @@ class VideoTower(nn.Module):
         self.frame_encoder = nn.Sequential(
             nn.Conv2d(5, c1, 3, stride=2, padding=1), nn.GELU(),  # +2 coordinate channels: where things are
             nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.GELU(),
-            nn.Flatten(),
-            nn.Linear(c3 * (config.frame_size // 8) ** 2, config.feature_dim),
-            nn.LayerNorm(config.feature_dim),
+            nn.Conv2d(c2, c3, 3, stride=1, padding=1), nn.GELU(),
         )
+        # mean and max over positions: what is in the frame and, through the coordinate channels, where
+        self.frame_projector = nn.Sequential(nn.Linear(2 * c3, config.feature_dim), nn.LayerNorm(config.feature_dim))
         layer = nn.TransformerEncoderLayer(config.feature_dim, config.heads, 2 * config.feature_dim,
-                                           dropout=0.0, batch_first=True, norm_first=True)
+                                           dropout=config.dropout, batch_first=True, norm_first=True)
         self.temporal = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
-        self.head = nn.Sequential(nn.LayerNorm(config.feature_dim), nn.Linear(config.feature_dim, config.out_dim))
+        self.head = nn.Sequential(nn.LayerNorm(config.feature_dim), nn.Dropout(config.dropout),
+                                  nn.Linear(config.feature_dim, config.out_dim))
         size = config.frame_size
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
         self.register_buffer("coords", torch.stack([ys, xs]), persistent=False)  # (2, S, S)
@@ -76,7 +77,9 @@ class VideoTower(nn.Module):
         b, t = frames.shape[:2]
         flat = frames.reshape(b * t, *frames.shape[2:])
         flat = torch.cat([flat, self.coords.expand(b * t, -1, -1, -1)], dim=1)  # (B*T, 5, S, S)
-        return self.frame_encoder(flat).reshape(b, t, -1)
+        maps = self.frame_encoder(flat)  # (B*T, C, S/4, S/4)
+        pooled = torch.cat([maps.mean((2, 3)), maps.amax((2, 3))], dim=1)  # (B*T, 2C)
+        return self.frame_projector(pooled).reshape(b, t, -1)
 
     def forward(
         self, frames: torch.Tensor, timestamps_s: torch.Tensor, mask: torch.Tensor

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import Progress
+from videosearch.progress import progress as progress_bar
 
 from videosearch.corpus.video import list_videos, read_frames
 from videosearch.embed import Embedder, VideoEmbedding, load_embedder
@@ -88,7 +88,7 @@ class SearchEngine:
         skipped: list[SkippedVideo] = []
         size = getattr(self.embedder, "video_config", None)
         frame_size = (size.frame_size, size.frame_size) if size is not None else None
-        with Progress(transient=True) as progress:
+        with progress_bar() as progress:
             task = progress.add_task("indexing videos", total=len(paths))
             for start in range(0, len(paths), batch_size):
                 decoded = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from rich.progress import track
+from videosearch.progress import track
 
 from videosearch.corpus.types import Moment
 from videosearch.engine import SearchEngine

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from rich.progress import track
+from videosearch.progress import track
 
 from videosearch.corpus.types import Moment
 from videosearch.embed import Embedder

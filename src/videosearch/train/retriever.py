@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import track
+from videosearch.progress import track
 
 from videosearch.corpus.annotations import read_moments
 from videosearch.corpus.types import Moment, VideoFrames
@@ -37,10 +37,10 @@ class RetrieverTrainConfig:
 
     world: str = ""
     out: str = "runs/retriever"
-    epochs: int = 12
-    batch_videos: int = 64
+    epochs: int = 20
+    batch_videos: int = 20
     lr: float = 1e-3
-    weight_decay: float = 0.01
+    weight_decay: float = 0.05
     tau: float = 0.05  # softmax temperature of both InfoNCE terms
     segment_weight: float = 0.5
     seed: int = 0

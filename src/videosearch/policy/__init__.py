@@ -1,0 +1,1 @@
+"""The video LLM policy: output grammar, SQR head, latent rollout."""

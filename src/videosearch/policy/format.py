@@ -1,0 +1,58 @@
+"""The policy's output grammar, parsed in exactly one place.
+
+    <think>...</think> <answer>matched|not_matched</answer> [<start>S</start> <end>E</end>] <REFINE>
+
+Parsing is tolerant: a missing or garbled tag makes the answer `unparsable`; it never raises.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+REFINE_TOKEN = "<REFINE>"
+ANSWERS = ("matched", "not_matched")
+
+_THINK = re.compile(r"<think>(.*?)</think>", re.S)
+_ANSWER = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S)
+_START = re.compile(r"<start>\s*([-+]?\d+(?:\.\d+)?)\s*</start>")
+_END = re.compile(r"<end>\s*([-+]?\d+(?:\.\d+)?)\s*</end>")
+
+
+@dataclass(frozen=True)
+class ParsedOutput:
+    """What one policy turn said: its answer, the span on a match (seconds), and format flags for rewards."""
+
+    answer: str  # "matched", "not_matched" or "unparsable"
+    span_s: tuple[float, float] | None
+    think: str
+    has_think: bool
+    has_time: bool
+    has_refine: bool
+
+
+def parse_output(text: str) -> ParsedOutput:
+    """Read a completion; the first well-formed tag of each kind counts."""
+    think = _THINK.search(text)
+    answer_match = _ANSWER.search(text)
+    answer = answer_match.group(1).strip().lower() if answer_match else ""
+    if answer not in ANSWERS:
+        answer = "unparsable"
+    start, end = _START.search(text), _END.search(text)
+    span = None
+    if start and end:
+        a, b = float(start.group(1)), float(end.group(1))
+        if math.isfinite(a) and math.isfinite(b):
+            span = (a, b)
+    return ParsedOutput(answer=answer, span_s=span if answer == "matched" else None,
+                        think=think.group(1).strip() if think else "", has_think=think is not None,
+                        has_time=span is not None, has_refine=REFINE_TOKEN in text)
+
+
+def format_output(think: str, matched: bool, span_s: tuple[float, float] | None = None) -> str:
+    """The target text of one turn (SFT), the exact inverse of `parse_output`."""
+    text = f"<think>{think}</think> <answer>{'matched' if matched else 'not_matched'}</answer>"
+    if matched and span_s is not None:
+        text += f" <start>{span_s[0]:.1f}</start> <end>{span_s[1]:.1f}</end>"
+    return f"{text} {REFINE_TOKEN}"

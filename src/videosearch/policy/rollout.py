@@ -1,0 +1,70 @@
+"""The SQR latent rollout on the KV cache of the generated sequence (exactly one implementation).
+
+After a turn's text ends at `<REFINE>`, N latents are rolled out: z_1 from the hidden state at `<REFINE>`,
+then each latent is fed back as the next input embedding. With the cache, step t costs one
+single-position forward pass; the video prompt is never recomputed (the reference re-ran it N - 1 times).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers.cache_utils import Cache
+
+from videosearch.policy.sqr import SQRHead
+
+
+def _last_hidden(output: object) -> torch.Tensor:
+    """Final-norm hidden state of the last position: (B, H)."""
+    return output.hidden_states[-1][:, -1]  # type: ignore[attr-defined]
+
+
+def rollout_latents(
+    model: torch.nn.Module,
+    head: SQRHead,
+    refine_hidden: torch.Tensor,
+    past_key_values: Cache,
+    attention_mask: torch.Tensor,
+    n_latents: int = 8,
+) -> torch.Tensor:
+    """Roll out `n_latents` latents on the cache.
+
+    Args:
+        model: the policy's causal LM (accepts `inputs_embeds`, `past_key_values`, `position_ids`).
+        head: the SQR head.
+        refine_hidden: float (B, H), final-norm hidden state at each row's `<REFINE>` token.
+        past_key_values: the cache holding the sequence up to and including `<REFINE>` (extended in place).
+        attention_mask: long (B, L), 1 for real tokens of the cached sequence (left padding allowed).
+        n_latents: N, the number of latents.
+
+    Returns:
+        float (B, N, D) latents z_1..z_N.
+    """
+    latents = [head.latent(refine_hidden)]  # (B, D)
+    mask = attention_mask
+    for _ in range(n_latents - 1):
+        position_ids = mask.sum(-1, keepdim=True)  # next position of each row = its count of real tokens
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        output = model(inputs_embeds=head.feed_back(latents[-1])[:, None], past_key_values=past_key_values,
+                       attention_mask=mask, position_ids=position_ids, use_cache=True, output_hidden_states=True)
+        latents.append(head.latent(_last_hidden(output)))
+    return torch.stack(latents, dim=1)
+
+
+def rollout_latents_recomputed(
+    model: torch.nn.Module, head: SQRHead, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+    n_latents: int = 8,
+) -> torch.Tensor:
+    """The same rollout without a cache: every step re-runs the whole sequence (reference's way; for tests
+    and benchmarks only). `inputs_embeds` (B, L, H) ends at `<REFINE>`."""
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    output = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                   output_hidden_states=True)
+    latents = [head.latent(_last_hidden(output))]
+    embeds, mask = inputs_embeds, attention_mask
+    for _ in range(n_latents - 1):
+        embeds = torch.cat([embeds, head.feed_back(latents[-1])[:, None]], dim=1)
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        output = model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, output_hidden_states=True)
+        latents.append(head.latent(_last_hidden(output)))
+    return torch.stack(latents, dim=1)

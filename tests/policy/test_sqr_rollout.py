@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from videosearch.policy.rollout import rollout_latents, rollout_latents_recomputed
+from videosearch.policy.sqr import SQRHead
+
+
+@pytest.fixture(scope="module")
+def tiny_lm() -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    return LlamaForCausalLM(config).eval()
+
+
+def test_head_shapes_and_initialisation() -> None:
+    head = SQRHead(hidden_dim=32, latent_dim=24, embedder_dim=16)
+    hidden = torch.randn(3, 32)
+    assert head.latent(hidden).shape == (3, 24) and torch.all(head.latent(hidden) == 0), "last layer starts at zero"
+    z = torch.randn(3, 24)
+    assert head.feed_back(z).shape == (3, 32) and head.to_embedder(z[:, None]).shape == (3, 1, 16)
+    w = head.refine_latent_input_projector[1].weight
+    torch.testing.assert_close(w[:24, :24], torch.eye(24))
+    assert w[24:].abs().sum() == 0
+    assert isinstance(SQRHead(32, 16, 16).query_embedder_head, torch.nn.Identity)
+
+
+def test_cached_rollout_equals_full_recompute(tiny_lm: LlamaForCausalLM) -> None:
+    torch.manual_seed(1)
+    head = SQRHead(hidden_dim=32, latent_dim=32, embedder_dim=16)
+    torch.nn.init.normal_(head.refine_projector[3].weight, std=0.2)  # non-zero latents, so the test can fail
+    embeds = torch.randn(2, 9, 32)
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[1, :3] = 0  # left padding in the second row
+    with torch.no_grad():
+        reference = rollout_latents_recomputed(tiny_lm, head, embeds, mask, n_latents=8)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = tiny_lm(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, use_cache=True,
+                      output_hidden_states=True)
+        cached = rollout_latents(tiny_lm, head, out.hidden_states[-1][:, -1], out.past_key_values, mask, 8)
+    assert cached.shape == (2, 8, 32) and reference.abs().sum() > 0
+    torch.testing.assert_close(cached, reference, atol=1e-5, rtol=1e-4)
+
+
+def test_gradients_flow_from_latents_to_the_head(tiny_lm: LlamaForCausalLM) -> None:
+    head = SQRHead(hidden_dim=32, latent_dim=32, embedder_dim=16)
+    embeds = torch.randn(1, 5, 32)
+    mask = torch.ones(1, 5, dtype=torch.long)
+    out = tiny_lm(inputs_embeds=embeds, attention_mask=mask, use_cache=True, output_hidden_states=True)
+    latents = rollout_latents(tiny_lm, head, out.hidden_states[-1][:, -1], out.past_key_values, mask, 4)
+    head.to_embedder(latents).sum().backward()
+    assert head.refine_projector[3].weight.grad is not None and head.refine_projector[3].weight.grad.abs().sum() > 0
