@@ -37,7 +37,7 @@ class RetrieverTrainConfig:
 
     world: str = ""
     out: str = "runs/retriever"
-    epochs: int = 20
+    epochs: int = 25
     batch_videos: int = 20
     lr: float = 1e-3
     weight_decay: float = 0.05
