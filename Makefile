@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 test: env
+	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest
 
 $(RUNS)/world/world.json: | env

@@ -6,7 +6,8 @@ from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 from rich.console import Console
-from rich.progress import Progress, track as rich_track
+from rich.progress import Progress
+from rich.progress import track as rich_track
 
 T = TypeVar("T")
 console = Console(stderr=True)

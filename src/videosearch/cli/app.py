@@ -8,6 +8,7 @@ import sys
 import typer
 from rich.console import Console
 from rich.markup import escape
+from transformers.utils import logging as hf_logging
 
 from videosearch.cli.baseline import baseline_app
 from videosearch.cli.eval import eval_command
@@ -31,6 +32,7 @@ err_console = Console(stderr=True)
 def main() -> None:
     """Console entry point: user errors print one line and exit 2, never a traceback."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    hf_logging.disable_progress_bar()  # weight-loading bars on every command are noise
     try:
         app(standalone_mode=False)
     except VideosearchError as exc:

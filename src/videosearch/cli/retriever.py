@@ -55,6 +55,7 @@ def oracle_command(
     table = Table(title=f"oracle latent refinement: {int(result['queries'])} queries, {int(result['corpus'])} videos")
     for column in ("query", "VR R@1", "VR R@10"):
         table.add_column(column)
-    for name, label in (("plain", "original"), ("latents_init", "+ untrained latents"), ("oracle", "+ oracle latents")):
+    rows = (("plain", "original"), ("latents_init", "+ untrained latents"), ("oracle", "+ oracle latents"))
+    for name, label in rows:
         table.add_row(label, f"{result[f'{name}_R@1']:.1f}", f"{result[f'{name}_R@10']:.1f}")
     Console().print(table)

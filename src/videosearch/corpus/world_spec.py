@@ -119,14 +119,17 @@ def _sample_param(rng: np.random.Generator, kind: str, actor_colours: list[str],
     return ""
 
 
-def sample_base(rng: np.random.Generator, video_id: str, n_actors: tuple[int, int], n_events: tuple[int, int]) -> VideoSpec:
+def sample_base(
+    rng: np.random.Generator, video_id: str, n_actors: tuple[int, int], n_events: tuple[int, int]
+) -> VideoSpec:
     """Draw a base video: a scene, 2-3 actors in separate lanes, 3-4 sequential events."""
     scene = str(rng.choice(list(SCENES)))
     count = int(rng.integers(n_actors[0], n_actors[1] + 1))
     colours = [str(c) for c in rng.choice(list(COLOURS), size=count, replace=False)]
     lanes = rng.permutation(len(LANES_Y))[:count]
     actors = [
-        Actor(str(rng.choice(SHAPES)), colours[i], str(rng.choice(SIZES)), float(rng.uniform(18, 46)), LANES_Y[lanes[i]])
+        Actor(str(rng.choice(SHAPES)), colours[i], str(rng.choice(SIZES)), float(rng.uniform(18, 46)),
+              LANES_Y[lanes[i]])
         for i in range(count)
     ]
     total = int(rng.integers(n_events[0], n_events[1] + 1))

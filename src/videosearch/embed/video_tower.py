@@ -34,7 +34,8 @@ class VideoTowerConfig:
         if self.frame_size % 4:
             raise ConfigError(f"video_tower.frame_size must be a multiple of 4 (got {self.frame_size})")
         if self.feature_dim % self.heads:
-            raise ConfigError(f"video_tower.feature_dim ({self.feature_dim}) must be divisible by heads ({self.heads})")
+            raise ConfigError(f"video_tower.feature_dim ({self.feature_dim}) must be divisible by heads "
+                              f"({self.heads})")
         if not 1 <= self.segment_stride <= self.segment_frames:
             raise ConfigError("video_tower.segment_stride must be in 1..segment_frames")
 

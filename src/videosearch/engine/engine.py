@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from videosearch.progress import progress as progress_bar
 
 from videosearch.corpus.video import list_videos, read_frames
 from videosearch.embed import Embedder, VideoEmbedding, load_embedder
-from videosearch.errors import IndexMismatchError, VideosearchError, VideoReadError
+from videosearch.errors import IndexMismatchError, VideoReadError, VideosearchError
 from videosearch.index import IndexConfig, VectorStore, create_store, open_store
+from videosearch.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -145,7 +145,8 @@ class SearchEngine:
                latents: torch.Tensor | None = None) -> list[Hit]:
         """Top-k videos for one query: a text, a (D,) vector, or a text with latents (N, E) inserted."""
         if isinstance(query, str):
-            vector = self.encode_refined([query], latents[None]) if latents is not None else self.encode_queries([query])
+            refined = latents is not None
+            vector = self.encode_refined([query], latents[None]) if refined else self.encode_queries([query])
         else:
             vector = np.asarray(query, np.float32).reshape(1, -1)
         return self.search_by_vector(vector, k, [set(exclude or ())])[0]

@@ -70,7 +70,8 @@ def create_app(engine: SearchEngine) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> dict:
-        return {"status": "ok", "videos": len(engine), "model_id": engine.embedder.model_id, "dim": engine.embedder.dim}
+        embedder = engine.embedder
+        return {"status": "ok", "videos": len(engine), "model_id": embedder.model_id, "dim": embedder.dim}
 
     @app.get("/videos/{video_id}")
     def video(video_id: str) -> JSONResponse:

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import time
 
-from videosearch.progress import track
-
 from videosearch.corpus.types import Moment
 from videosearch.engine import SearchEngine
 from videosearch.eval.predictions import Judgement, Prediction
+from videosearch.progress import track
 
 RANKING_DEPTH = 100
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from videosearch.progress import track
 
 from videosearch.corpus.types import Moment
 from videosearch.embed import Embedder
 from videosearch.errors import ConfigError
+from videosearch.progress import track
 
 logger = logging.getLogger(__name__)
 

@@ -364,7 +364,7 @@ def write_store_dir(path: Path, write_data: Callable[[Path], None], config: dict
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _swap_in(tmp, path)
-    logger.info("saved %s store of %d vectors to %s", config.get("backend"), config.get("count", 0), path)
+    logger.debug("saved %s store of %d vectors to %s", config.get("backend"), config.get("count", 0), path)
 
 
 def _fsync_tree(root: Path) -> None:
