@@ -22,7 +22,7 @@ def test_one_epoch_trains_saves_and_logs(small_world: Path, tmp_path: Path) -> N
 def test_config_from_yaml_and_overrides(tmp_path: Path) -> None:
     preset = Path(__file__).resolve().parents[2] / "configs" / "mini.yaml"
     config = load_config(RetrieverTrainConfig, preset, "retriever", ["epochs=2", "video_tower.layers=1"], world="w")
-    assert config.epochs == 2 and config.video_tower.layers == 1 and config.video_tower.channels == (16, 32, 32)
+    assert config.epochs == 2 and config.video_tower.layers == 1 and config.video_tower.channels == (32, 64, 64)
     with pytest.raises(ConfigError, match="unknown key"):
         load_config(RetrieverTrainConfig, preset, "retriever", ["epoch=2"], world="w")
     with pytest.raises(ConfigError, match="world is required"):
