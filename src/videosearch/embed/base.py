@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -57,6 +58,10 @@ class Embedder(ABC):
         Returns:
             float (B, D), L2-normalised; gradients flow back to `latents`.
         """
+
+    @abstractmethod
+    def save_pretrained(self, out_dir: str | Path) -> None:
+        """Write the embedder as a folder that `load_embedder` reads back."""
 
     @property
     @abstractmethod

@@ -145,8 +145,10 @@ class SearchEngine:
                latents: torch.Tensor | None = None) -> list[Hit]:
         """Top-k videos for one query: a text, a (D,) vector, or a text with latents (N, E) inserted."""
         if isinstance(query, str):
-            refined = latents is not None
-            vector = self.encode_refined([query], latents[None]) if refined else self.encode_queries([query])
+            if latents is not None:
+                vector = self.encode_refined([query], latents[None])
+            else:
+                vector = self.encode_queries([query])
         else:
             vector = np.asarray(query, np.float32).reshape(1, -1)
         return self.search_by_vector(vector, k, [set(exclude or ())])[0]

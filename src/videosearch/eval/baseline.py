@@ -27,7 +27,7 @@ def run_search_baseline(engine: SearchEngine, moments: list[Moment], batch_size:
         seconds = (time.perf_counter() - began) / len(chunk)
         for moment, ranking, top in zip(chunk, rankings, tops):
             hit = top[0]
-            judgement = Judgement(video=hit.video_id, answer="matched", span=[hit.start_s, hit.end_s],
+            judgement = Judgement(video=hit.video_id, answer="matched", span=(hit.start_s, hit.end_s),
                                   generated_tokens=0, latent_steps=0, seconds=seconds)
             predictions.append(Prediction(qid=moment.qid, query=moment.query, ranking_turn1=ranking, ranking=ranking,
                                           judgements=[judgement]))

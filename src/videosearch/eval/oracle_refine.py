@@ -76,7 +76,7 @@ def oracle_refine(embedder: Embedder, ids: list[str], video_vectors: np.ndarray,
         raise ConfigError("none of the annotated videos is in the index: check --annotations against the index")
     videos = torch.from_numpy(np.ascontiguousarray(video_vectors, dtype=np.float32))  # (V, D)
     gt = np.array([column[m.video_id] for m in moments])
-    ranks = {"plain": [], "latents_init": [], "oracle": []}
+    ranks: dict[str, list[np.ndarray]] = {"plain": [], "latents_init": [], "oracle": []}
     for start in track(range(0, len(moments), config.batch_size), description="oracle refinement"):
         chunk = moments[start: start + config.batch_size]
         texts, target = [m.query for m in chunk], torch.from_numpy(gt[start: start + len(chunk)])
