@@ -10,26 +10,14 @@ from videosearch.corpus.annotations import read_moments
 from videosearch.corpus.video import read_frames
 from videosearch.corpus.world import SPLITS, WorldConfig, generate_world, load_video_specs
 from videosearch.corpus.world_queries import Claim, claim_holds
-from videosearch.corpus.world_spec import Actor, Event, VideoSpec, sample_family
+from videosearch.corpus.world_spec import VideoSpec, sample_family
 from videosearch.errors import ConfigError
-
-
-def _spec(row: dict) -> VideoSpec:
-    return VideoSpec(**{**row, "actors": [Actor(**a) for a in row["actors"]],
-                        "events": [Event(**e) for e in row["events"]]})
-
-
-def _claim(row: dict) -> Claim:
-    from videosearch.corpus.world_queries import ActorRef
-
-    other = ActorRef(**row["other"]) if row["other"] else None
-    return Claim(**{**row, "actor": ActorRef(**row["actor"]), "other": other})
 
 
 def test_splits_have_disjoint_videos_and_every_query_fits_exactly_one_video(small_world: Path) -> None:
     seen: set[str] = set()
     for split in SPLITS:
-        specs = {vid: _spec(row) for vid, row in load_video_specs(small_world, split).items()}
+        specs = {vid: VideoSpec.from_dict(row) for vid, row in load_video_specs(small_world, split).items()}
         files = {p.stem for p in (small_world / "videos" / split).glob("*.mp4")}
         assert files == set(specs) and not files & seen
         seen |= files
@@ -37,7 +25,7 @@ def test_splits_have_disjoint_videos_and_every_query_fits_exactly_one_video(smal
         moments = read_moments(small_world / f"{split}.jsonl").moments
         assert moments, f"{split} has no queries"
         for moment, line in zip(moments, lines):
-            claim = _claim(line["claim"])
+            claim = Claim.from_dict(line["claim"])
             assert [vid for vid, spec in specs.items() if claim_holds(claim, spec)] == [moment.video_id]
             event = specs[moment.video_id].events[line["event_index"]]
             assert (moment.start_s, moment.end_s) == (event.start_s, event.end_s)

@@ -68,11 +68,7 @@ class WorldConfig:
 
 def _render_and_write(args: tuple[dict, str, float, int]) -> None:
     spec_dict, path, fps, noise_seed = args
-    from videosearch.corpus.world_spec import Actor, Event
-
-    spec = VideoSpec(**{**spec_dict, "actors": [Actor(**a) for a in spec_dict["actors"]],
-                        "events": [Event(**e) for e in spec_dict["events"]]})
-    write_video(path, render_video(spec, fps, noise_seed), fps)
+    write_video(path, render_video(VideoSpec.from_dict(spec_dict), fps, noise_seed), fps)
 
 
 def _split_specs(seed: int, split_index: int, split: str, config: WorldConfig) -> list[VideoSpec]:

@@ -65,6 +65,12 @@ class Claim:
     other_kind: str = ""
     other_param: str = ""
 
+    @classmethod
+    def from_dict(cls, row: dict) -> Claim:
+        """Inverse of `dataclasses.asdict` (the `claim` field of a world annotation line)."""
+        other = ActorRef(**row["other"]) if row.get("other") else None
+        return cls(**{**row, "actor": ActorRef(**row["actor"]), "other": other})
+
 
 def _ref(spec: VideoSpec, event_index: int, with_size: bool) -> ActorRef:
     colour, size = actor_state_at_event(spec, event_index)

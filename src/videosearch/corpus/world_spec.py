@@ -80,6 +80,13 @@ class VideoSpec:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, row: dict) -> VideoSpec:
+        """Inverse of `to_dict` (e.g. a line of `<split>_videos.jsonl`)."""
+        return cls(**{**row, "actors": [Actor(**a) for a in row["actors"]],
+                      "events": [Event(**e) for e in row["events"]],
+                      "slots": [tuple(slot) for slot in row.get("slots", [])]})
+
 
 def actor_state_at_event(spec: VideoSpec, event_index: int) -> tuple[str, str]:
     """(colour, size) of the event's actor when that event starts: earlier events may have changed it."""
