@@ -38,6 +38,8 @@ class Embedder(ABC):
     #: frame sampling the video side expects (frames per second, cap on frames per video)
     fps: float
     max_frames: int
+    #: side of the square frames the video side reads (decoders resize to it); None = as decoded
+    frame_size: int | None = None
 
     @abstractmethod
     def embed_text(self, texts: list[str]) -> np.ndarray:

@@ -53,6 +53,7 @@ class MiniEmbedder(Embedder):
         self.video = VideoTower(self.video_config).eval()
         self.dim = self.text.dim
         self.max_frames = self.video_config.max_frames
+        self.frame_size = self.video_config.frame_size
 
     @property
     def model_id(self) -> str:  # type: ignore[override]

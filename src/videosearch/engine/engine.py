@@ -86,8 +86,8 @@ class SearchEngine:
     def add_videos(self, paths: list[Path], batch_size: int = 16) -> list[SkippedVideo]:
         """Embed and add videos (an id already indexed is replaced); returns the files skipped, with reasons."""
         skipped: list[SkippedVideo] = []
-        size = getattr(self.embedder, "video_config", None)
-        frame_size = (size.frame_size, size.frame_size) if size is not None else None
+        side = self.embedder.frame_size
+        frame_size = (side, side) if side else None
         with progress_bar() as progress:
             task = progress.add_task("indexing videos", total=len(paths))
             for start in range(0, len(paths), batch_size):
