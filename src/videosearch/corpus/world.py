@@ -119,10 +119,10 @@ def generate_world(out_dir: str | Path, seed: int = 0, config: WorldConfig | Non
         extra = {m.qid: {"cog_desc": q.coarse, "claim": q.claim, "event_index": q.event_index}
                  for m, q in zip(moments, queries)}
         write_verified(out / f"{split}.jsonl", moments, extra=extra)
-        _write_jsonl(out / f"{split}_videos.jsonl", [s.to_dict() for s in specs])
+        _write_text_atomic(out / f"{split}_videos.jsonl", "".join(json.dumps(s.to_dict()) + "\n" for s in specs))
         counts[split] = {"videos": len(specs), "queries": len(moments), "families": config.families[split]}
         logger.info("%s: %d videos, %d queries", split, len(specs), len(moments))
-    _write_json_atomic(done, {**manifest, "counts": counts})
+    _write_text_atomic(done, json.dumps({**manifest, "counts": counts}, indent=2))
     return out
 
 
@@ -138,17 +138,9 @@ def _run_jobs(jobs: list, workers: int, label: str) -> None:
             pass
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as fh:
-        for row in rows:
-            fh.write(json.dumps(row) + "\n")
-    os.replace(tmp, path)
-
-
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 

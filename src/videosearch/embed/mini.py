@@ -38,6 +38,12 @@ def frames_to_tensor(videos: list[VideoFrames], frame_size: int) -> tuple[torch.
     return frames, times, mask
 
 
+def segment_spans_s(video: VideoFrames, ranges: list[tuple[int, int]], fps: float) -> list[tuple[float, float]]:
+    """(start, end) seconds of frame ranges [i, j): first frame's true time to one sampling step past the last."""
+    return [(float(video.timestamps_s[a]), min(float(video.timestamps_s[b - 1]) + 1.0 / fps, video.duration_s))
+            for a, b in ranges]
+
+
 class MiniEmbedder(Embedder):
     """Text: MiniLM (frozen). Video: `VideoTower` trained contrastively into MiniLM's space."""
 
@@ -84,9 +90,7 @@ class MiniEmbedder(Embedder):
         results = []
         for i, video in enumerate(videos):
             segments, ranges = self.video.segments(frame_vectors[i], len(video))
-            step = 1.0 / self.fps
-            spans = [(float(video.timestamps_s[a]), min(float(video.timestamps_s[b - 1]) + step, video.duration_s))
-                     for a, b in ranges]
+            spans = segment_spans_s(video, ranges, self.fps)
             results.append(VideoEmbedding(video_vectors[i].numpy().astype(np.float32),
                                           segments.numpy().astype(np.float32),
                                           np.asarray(spans, np.float32), video.duration_s))

@@ -103,12 +103,16 @@ class VideoTower(nn.Module):
         video = (frame_vectors * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return frame_vectors, nn.functional.normalize(video, dim=-1)
 
-    def segments(self, frame_vectors: torch.Tensor, n_frames: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-        """Windows over one video's frame vectors (T, D) -> (S, D) normalised, with frame ranges [i, j)."""
+    def segment_ranges(self, n_frames: int) -> list[tuple[int, int]]:
+        """Frame ranges [i, j) of the segment windows of a video with `n_frames` frames; the last one ends it."""
         size, stride = self.config.segment_frames, self.config.segment_stride
         starts = list(range(0, max(n_frames - size, 0) + 1, stride))
         if starts[-1] + size < n_frames:
             starts.append(n_frames - size)
-        ranges = [(i, min(i + size, n_frames)) for i in starts]
+        return [(i, min(i + size, n_frames)) for i in starts]
+
+    def segments(self, frame_vectors: torch.Tensor, n_frames: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+        """Windows over one video's frame vectors (T, D) -> (S, D) normalised, with frame ranges [i, j)."""
+        ranges = self.segment_ranges(n_frames)
         vectors = torch.stack([frame_vectors[i:j].mean(0) for i, j in ranges])
         return nn.functional.normalize(vectors, dim=-1), ranges

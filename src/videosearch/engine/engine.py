@@ -174,11 +174,6 @@ class SearchEngine:
         best = int(np.argmax(seg_scores))
         return Hit(video_id, score, float(seg.spans_s[best, 0]), float(seg.spans_s[best, 1]), float(seg_scores[best]))
 
-    def rank(self, vectors: np.ndarray, depth: int = 100) -> list[list[str]]:
-        """Ranked video ids per query, `depth` deep (or the whole corpus if smaller), for predictions files."""
-        result = self.store.search(np.atleast_2d(vectors).astype(np.float32), min(depth, len(self.store)))
-        return result.ids
-
     # ---- persistence ----------------------------------------------------------------------------------------
     def save(self, out_dir: str | Path) -> None:
         """Write the index folder atomically: a temporary sibling folder, then a rename."""

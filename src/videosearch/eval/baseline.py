@@ -21,12 +21,10 @@ def run_search_baseline(engine: SearchEngine, moments: list[Moment], batch_size:
     for start in track(range(0, len(moments), batch_size), description="one-shot search"):
         chunk = moments[start: start + batch_size]
         began = time.perf_counter()
-        vectors = engine.encode_queries([m.query for m in chunk])
-        rankings = engine.rank(vectors, RANKING_DEPTH)
-        tops = engine.search_by_vector(vectors, k=1)
+        hits_per_query = engine.search_by_vector(engine.encode_queries([m.query for m in chunk]), k=RANKING_DEPTH)
         seconds = (time.perf_counter() - began) / len(chunk)
-        for moment, ranking, top in zip(chunk, rankings, tops):
-            hit = top[0]
+        for moment, hits in zip(chunk, hits_per_query):
+            ranking, hit = [h.video_id for h in hits], hits[0]
             judgement = Judgement(video=hit.video_id, answer="matched", span=(hit.start_s, hit.end_s),
                                   generated_tokens=0, latent_steps=0, seconds=seconds)
             predictions.append(Prediction(qid=moment.qid, query=moment.query, ranking_turn1=ranking, ranking=ranking,

@@ -24,9 +24,10 @@ import torch
 from videosearch.corpus.annotations import read_moments
 from videosearch.corpus.types import Moment, VideoFrames
 from videosearch.corpus.video import read_frames
-from videosearch.embed.mini import MiniEmbedder, frames_to_tensor
+from videosearch.embed.mini import MiniEmbedder, frames_to_tensor, segment_spans_s
 from videosearch.embed.video_tower import VideoTowerConfig
 from videosearch.errors import ConfigError
+from videosearch.eval.metrics import temporal_iou
 from videosearch.progress import track
 
 logger = logging.getLogger(__name__)
@@ -88,14 +89,10 @@ def _padded_segments(tower: torch.nn.Module, frame_vectors: torch.Tensor,
     return padded, torch.arange(padded.shape[1]) < lengths[:, None]
 
 
-def _best_segment(embedder: MiniEmbedder, n_frames: int, times: np.ndarray, moment: Moment) -> int:
-    _, ranges = embedder.video.segments(torch.zeros(n_frames, 1), n_frames)
-    ious = []
-    for a, b in ranges:
-        start, end = float(times[a]), float(times[b - 1]) + 1.0 / embedder.fps
-        inter = max(0.0, min(end, moment.end_s) - max(start, moment.start_s))
-        ious.append(inter / (max(end, moment.end_s) - min(start, moment.start_s)))
-    return int(np.argmax(ious))
+def _best_segment(embedder: MiniEmbedder, video: VideoFrames, moment: Moment) -> int:
+    """Index of the segment window overlapping the moment's ground-truth span most."""
+    spans = segment_spans_s(video, embedder.video.segment_ranges(len(video)), embedder.fps)
+    return int(np.argmax([temporal_iou(span, (moment.start_s, moment.end_s)) for span in spans]))
 
 
 @torch.no_grad()
@@ -127,8 +124,7 @@ def train_retriever(config: RetrieverTrainConfig) -> MiniEmbedder:
     by_video: dict[str, list[int]] = {}
     for i, m in enumerate(train_moments):
         by_video.setdefault(m.video_id, []).append(i)
-    seg_targets = torch.tensor([_best_segment(embedder, len(train_videos[m.video_id]),
-                                              train_videos[m.video_id].timestamps_s, m) for m in train_moments])
+    seg_targets = torch.tensor([_best_segment(embedder, train_videos[m.video_id], m) for m in train_moments])
 
     tower = embedder.video.train()
     optimizer = torch.optim.AdamW(tower.parameters(), lr=config.lr, weight_decay=config.weight_decay)
