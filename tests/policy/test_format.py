@@ -37,3 +37,12 @@ def test_tolerant_reading() -> None:
     parsed = parse_output("<answer> Matched </answer><start> 2 </start><end>5.25</end>")
     assert parsed.answer == "matched" and parsed.span_s == (2.0, 5.25) and not parsed.has_think
     assert parse_output("<answer>matched</answer><start>x</start><end>5</end>").span_s is None
+
+
+def test_hqr_turn_carries_the_rewrite_and_no_refine_token() -> None:
+    parsed = parse_output(format_output("the circle is blue", False, rewrite="In the park, the red circle jumps."))
+    assert parsed.answer == "not_matched" and parsed.rewrite == "In the park, the red circle jumps."
+    assert not parsed.has_refine
+    matched = parse_output(format_output("as asked", True, (1.0, 2.0), rewrite="unused"))
+    assert matched.rewrite is None and matched.span_s == (1.0, 2.0)
+    assert parse_output("<answer>not_matched</answer> <query> </query>").rewrite is None

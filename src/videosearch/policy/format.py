@@ -2,7 +2,8 @@
 
     <think>...</think> <answer>matched|not_matched</answer> [<start>S</start> <end>E</end>] <REFINE>
 
-Parsing is tolerant: a missing or garbled tag makes the answer `unparsable`; it never raises.
+The hard-refinement baseline (HQR) ends a `not_matched` turn with the rewritten query as text instead:
+`... <answer>not_matched</answer> <query>...</query>`. Parsing is tolerant: a missing or garbled tag makes the answer `unparsable`; it never raises.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _THINK = re.compile(r"<think>(.*?)</think>", re.S)
 _ANSWER = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S)
 _START = re.compile(r"<start>\s*([-+]?\d+(?:\.\d+)?)\s*</start>")
 _END = re.compile(r"<end>\s*([-+]?\d+(?:\.\d+)?)\s*</end>")
+_QUERY = re.compile(r"<query>(.*?)</query>", re.S)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class ParsedOutput:
     has_think: bool
     has_time: bool
     has_refine: bool
+    rewrite: str | None = None  # HQR: the rewritten query, when the turn wrote one
 
 
 def parse_output(text: str) -> ParsedOutput:
@@ -40,6 +43,7 @@ def parse_output(text: str) -> ParsedOutput:
     if answer not in ANSWERS:
         answer = "unparsable"
     start, end = _START.search(text), _END.search(text)
+    rewrite = _QUERY.search(text)
     span = None
     if start and end:
         a, b = float(start.group(1)), float(end.group(1))
@@ -47,12 +51,16 @@ def parse_output(text: str) -> ParsedOutput:
             span = (a, b)
     return ParsedOutput(answer=answer, span_s=span if answer == "matched" else None,
                         think=think.group(1).strip() if think else "", has_think=think is not None,
-                        has_time=span is not None, has_refine=REFINE_TOKEN in text)
+                        has_time=span is not None, has_refine=REFINE_TOKEN in text,
+                        rewrite=(rewrite.group(1).strip() or None) if rewrite else None)
 
 
-def format_output(think: str, matched: bool, span_s: tuple[float, float] | None = None) -> str:
-    """The target text of one turn (SFT), the exact inverse of `parse_output`."""
+def format_output(think: str, matched: bool, span_s: tuple[float, float] | None = None,
+                  rewrite: str | None = None) -> str:
+    """The target text of one turn (SFT), the exact inverse of `parse_output`; `rewrite` makes it an HQR turn."""
     text = f"<think>{think}</think> <answer>{'matched' if matched else 'not_matched'}</answer>"
     if matched and span_s is not None:
         text += f" <start>{span_s[0]:.1f}</start> <end>{span_s[1]:.1f}</end>"
+    if rewrite is not None:
+        return text if matched else f"{text} <query>{rewrite}</query>"
     return f"{text} {REFINE_TOKEN}"
