@@ -7,18 +7,15 @@ from transformers import AutoTokenizer
 
 from videosearch.embed.text_tower import bundled_minilm_path
 from videosearch.errors import ConfigError
-from videosearch.policy.format import REFINE_TOKEN
-from videosearch.policy.lm import add_refine_token, load_causal_lm, tiny_llama
+from videosearch.policy.lm import load_causal_lm, tiny_llama, tiny_tokenizer
 
 
-def test_refine_token_is_added_once_and_the_embeddings_grow() -> None:
-    tokenizer = AutoTokenizer.from_pretrained(bundled_minilm_path())
-    model = tiny_llama(vocab_size=len(tokenizer))
-    token_id = add_refine_token(model, tokenizer)
-    assert tokenizer.convert_ids_to_tokens(token_id) == REFINE_TOKEN
-    assert model.get_input_embeddings().num_embeddings == len(tokenizer)
-    assert add_refine_token(model, tokenizer) == token_id
-    assert tokenizer(f"a {REFINE_TOKEN}", add_special_tokens=False)["input_ids"][-1] == token_id
+def test_tiny_tokenizer_round_trips_exactly_and_has_a_chat_template() -> None:
+    tokenizer = tiny_tokenizer()
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "héllo <think>x</think>"}], tokenize=False,
+                                         add_generation_prompt=True)
+    assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
+    assert text.endswith("<|im_start|>assistant\n") and tokenizer.eos_token == "<|im_end|>"
 
 
 def test_tiny_model_round_trips_through_save_and_load(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from videosearch.cli.baseline import baseline_app
 from videosearch.cli.eval import eval_command
 from videosearch.cli.index import index_app, search_command, serve_command
 from videosearch.cli.retriever import retriever_app
+from videosearch.cli.train import train_app
 from videosearch.cli.world import world_app
 from videosearch.errors import VideosearchError
 
@@ -25,6 +26,7 @@ app.command("search")(search_command)
 app.command("serve")(serve_command)
 app.command("eval")(eval_command)
 app.add_typer(baseline_app, name="baseline")
+app.add_typer(train_app, name="train")
 
 err_console = Console(stderr=True)
 

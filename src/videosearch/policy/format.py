@@ -3,7 +3,8 @@
     <think>...</think> <answer>matched|not_matched</answer> [<start>S</start> <end>E</end>] <REFINE>
 
 The hard-refinement baseline (HQR) ends a `not_matched` turn with the rewritten query as text instead:
-`... <answer>not_matched</answer> <query>...</query>`. Parsing is tolerant: a missing or garbled tag makes the answer `unparsable`; it never raises.
+`... <answer>not_matched</answer> <query>...</query>`.
+Parsing is tolerant: a missing or garbled tag makes the answer `unparsable`; it never raises.
 """
 
 from __future__ import annotations

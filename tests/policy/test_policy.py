@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from videosearch.corpus.types import VideoFrames
+from videosearch.embed.mini import MiniEmbedder
+from videosearch.errors import ConfigError
+from videosearch.policy.format import REFINE_TOKEN, format_output
+from videosearch.policy.policy import Policy, PolicyConfig
+from videosearch.policy.rollout import rollout_latents_recomputed
+
+
+def _video(n_frames: int, seed: int) -> VideoFrames:
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 255, (n_frames, 32, 32, 3), dtype=np.uint8)
+    return VideoFrames(f"v{seed}", frames, np.arange(n_frames, dtype=np.float32) * 2.0, 2.0 * n_frames)
+
+
+def _perturb(policy: Policy) -> None:
+    """LoRA B and the last SQR layer start at zero; random values make round-trip tests able to fail."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, param in policy.lm.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.05)
+        policy.sqr.refine_projector[3].weight.normal_(std=0.02)
+
+
+@pytest.fixture
+def policy(mini_embedder: MiniEmbedder) -> Policy:
+    torch.manual_seed(0)
+    # 3 latents: this LM's large random weights amplify float rounding along longer rollouts
+    return Policy.create(PolicyConfig(preset="tiny-mini", max_new_tokens=12, n_latents=3), mini_embedder).eval()
+
+
+def test_generates_a_batch_and_refines_into_the_embedder_space(policy: Policy, mini_embedder: MiniEmbedder) -> None:
+    turn = policy.generate(["the red circle jumps", "a blue square"], [_video(3, 0), _video(5, 1)], mode="sqr")
+    assert len(turn.texts) == 2 and all(0 < n <= 12 for n in turn.generated_tokens)
+    assert all(p.answer in ("matched", "not_matched", "unparsable") for p in turn.parsed)
+    latents = policy.refine(turn)
+    assert latents.shape == (2, 3, mini_embedder.latent_dim)
+    refined = mini_embedder.embed_text_with_latents(turn.queries, latents)
+    assert refined.shape == (2, mini_embedder.dim) and torch.isfinite(refined).all()
+
+
+def test_refine_on_the_cache_equals_a_full_recompute(policy: Policy) -> None:
+    _perturb(policy)
+    query, video = "the red circle jumps", _video(4, 2)
+    turn = policy.generate([query], [video])
+    latents = policy.refine(turn)
+    ids, mask = policy._tokenize([policy._prompt(query, video, "sqr")])
+    written = [t for t in turn.token_ids[0] if t not in policy.eos_ids]  # an end-of-turn token is never fed
+    if not turn.has_refine[0]:
+        written = [*written, policy.refine_id]
+    full = torch.cat([ids, torch.tensor([written])], dim=1)
+    embeds = policy.vision._embed(policy.lm, full, [video])
+    with torch.no_grad():
+        reference = rollout_latents_recomputed(policy.lm, policy.sqr, embeds, torch.ones_like(full), 3)
+    torch.testing.assert_close(latents, policy.sqr.to_embedder(reference), atol=1e-4, rtol=1e-4)
+
+
+def test_checkpoint_round_trip_gives_the_same_outputs(policy: Policy, tmp_path: Path,
+                                                      mini_embedder: MiniEmbedder) -> None:
+    _perturb(policy)
+    videos = [_video(3, 0), _video(2, 3)]
+    before = policy.generate(["q one", "q two"], videos)
+    policy.save(tmp_path / "ckpt")
+    sizes = {p.name: p.stat().st_size for p in (tmp_path / "ckpt").rglob("*") if p.is_file()}
+    assert "policy_heads.safetensors" in sizes and "adapter_model.safetensors" in sizes
+    loaded = Policy.load(tmp_path / "ckpt", mini_embedder)
+    after = loaded.generate(["q one", "q two"], videos)
+    assert after.texts == before.texts
+    torch.testing.assert_close(loaded.refine(after), policy.refine(before), atol=1e-4, rtol=1e-4)
+
+
+def test_sft_step_trains_lora_projectors_head_and_the_refine_row(policy: Policy) -> None:
+    policy.train()
+    target = format_output("the circle is blue, not red", False)
+    batch = policy.sft_forward(["the red circle jumps", "x"], [_video(3, 0), _video(2, 1)],
+                               [target, "<answer>matched</answer> <query>y</query>"], ["sqr", "hqr"])
+    assert batch.refine_rows.tolist() == [True, False], "only targets ending with <REFINE> roll out latents"
+    from videosearch.policy.rollout import rollout_latents
+    latents = rollout_latents(policy.vision.step_fn(policy.lm, batch.cache), policy.sqr, batch.refine_hidden,
+                              batch.attention_mask, 4)
+    probe = torch.randn_like(latents[:, :, :1])  # a loss with a non-zero gradient at z = 0
+    (batch.ce_loss + (policy.sqr.to_embedder(latents)[batch.refine_rows] * probe[batch.refine_rows]).sum()).backward()
+    grads = {n: p.grad for n, p in policy.named_parameters() if p.requires_grad}
+    assert any("lora_B" in n and g is not None and g.abs().sum() > 0 for n, g in grads.items())
+    assert any("vision_projector" in n and g is not None and g.abs().sum() > 0 for n, g in grads.items())
+    assert any("refine_projector" in n and g is not None and g.abs().sum() > 0 for n, g in grads.items())
+    assert any("trainable_tokens" in n and g is not None for n, g in grads.items()), "the <REFINE> row trains"
+    assert not any("tower" in n for n in grads), "the video tower stays frozen"
+
+
+def test_a_few_sft_steps_teach_the_format(policy: Policy) -> None:
+    policy.train()
+    target = format_output("ok", True, (2.0, 4.0))
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(80):
+        loss = policy.sft_forward(["q"], [_video(2, 0)], [target], ["sqr"]).ce_loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0]
+    policy.eval()
+    policy.config.max_new_tokens = 120  # one token per byte
+    turn = policy.generate(["q"], [_video(2, 0)])
+    assert turn.texts[0].endswith(REFINE_TOKEN) and turn.parsed[0].span_s == (2.0, 4.0)
+
+
+def test_bad_configs_and_checkpoints_are_clear_errors(tmp_path: Path, mini_embedder: MiniEmbedder,
+                                                      policy: Policy) -> None:
+    with pytest.raises(ConfigError, match="unknown policy preset"):
+        PolicyConfig(preset="huge")
+    with pytest.raises(ConfigError, match="not a policy checkpoint"):
+        Policy.load(tmp_path, mini_embedder)
+    with pytest.raises(ConfigError, match="unknown mode"):
+        policy.generate(["q"], [_video(2, 0)], mode="magic")
