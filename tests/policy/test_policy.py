@@ -74,7 +74,8 @@ def test_checkpoint_round_trip_gives_the_same_outputs(policy: Policy, tmp_path: 
     loaded = Policy.load(tmp_path / "ckpt", mini_embedder)
     after = loaded.generate(["q one", "q two"], videos)
     assert after.texts == before.texts
-    torch.testing.assert_close(loaded.refine(after), policy.refine(before), atol=1e-4, rtol=1e-4)
+    # merging LoRA into the base weights changes the order of float sums
+    torch.testing.assert_close(loaded.refine(after), policy.refine(before), atol=1e-3, rtol=1e-3)
 
 
 def test_sft_step_trains_lora_projectors_head_and_the_refine_row(policy: Policy) -> None:

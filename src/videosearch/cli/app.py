@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from transformers.utils import logging as hf_logging
 
+from videosearch.cli.agent import agent_app
 from videosearch.cli.baseline import baseline_app
 from videosearch.cli.eval import eval_command
 from videosearch.cli.index import index_app, search_command, serve_command
@@ -26,6 +27,7 @@ app.command("search")(search_command)
 app.command("serve")(serve_command)
 app.command("eval")(eval_command)
 app.add_typer(baseline_app, name="baseline")
+app.add_typer(agent_app, name="agent")
 app.add_typer(train_app, name="train")
 
 err_console = Console(stderr=True)

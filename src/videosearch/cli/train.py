@@ -1,4 +1,4 @@
-"""`videosearch train sft-data`: the policy's training data, written from the synthetic world's ground truth."""
+"""`videosearch train sft-data | sft`: the policy's training data from the synthetic world, and stage-1 training."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from pathlib import Path
 
 import typer
 
+from videosearch.config import load_config
+from videosearch.train.sft import SFTConfig, train_sft
 from videosearch.train.sft_data import build_world_sft_data, write_sft_examples
 
-train_app = typer.Typer(help="Training data of the search policy.", no_args_is_help=True)
+train_app = typer.Typer(help="Train the search policy: SFT data and stage-1 SFT.", no_args_is_help=True)
 
 
 @train_app.command("sft-data")
@@ -28,3 +30,17 @@ def sft_data_command(
     typer.echo(f"wrote {len(examples)} examples to {out}: {stats.matched} matched, {stats.not_matched} not matched, "
                f"{stats.hqr} hqr ({stats.queries} queries, top-1 right for {stats.top1_correct}, "
                f"{stats.disagreements} disagreements)")
+
+
+@train_app.command("sft")
+def sft_command(
+    config: Path = typer.Option(None, "--config", help="YAML preset (its `sft` section), e.g. configs/mini.yaml."),
+    data: Path = typer.Option(None, "--data", help="SFT examples (`videosearch train sft-data`)."),
+    index: Path = typer.Option(None, "--index", help="Index over the videos the examples show."),
+    out: Path = typer.Option(None, "--out", help="Checkpoints go to OUT/last (resumable) and OUT/final."),
+    override: list[str] = typer.Option([], "--override", "-o", help="key=value, repeatable (e.g. -o epochs=2)."),
+) -> None:
+    """Cross-entropy on the assistant text + InfoNCE on the refined query; resumes from OUT/last."""
+    given = {k: str(v) for k, v in {"data": data, "index": index, "out": out}.items() if v is not None}
+    final = train_sft(load_config(SFTConfig, config, "sft", override, **given))
+    typer.echo(f"policy saved to {final}")

@@ -213,7 +213,8 @@ class SearchEngine:
         if embedder.model_id != manifest["model_id"]:
             raise IndexMismatchError(f"{folder} was built with embedder {manifest['model_id']} but "
                                      f"{embedder.model_id} was given: rebuild the index or use the matching embedder")
-        data = np.load(folder / "segments.npz")
+        with np.load(folder / "segments.npz") as npz:
+            data = {name: npz[name] for name in npz.files}  # each npz[name] access re-reads the zip member
         offsets = np.concatenate([[0], np.cumsum(data["counts"])])
         segments = {str(vid): _Segments(data["vectors"][a:b], data["spans_s"][a:b], float(d), str(p))
                     for vid, a, b, d, p in zip(data["ids"], offsets[:-1], offsets[1:], data["durations_s"],

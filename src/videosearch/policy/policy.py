@@ -34,13 +34,12 @@ CONFIG_FILE = "policy.json"
 HEADS_FILE = "policy_heads.safetensors"
 ADAPTER_DIR = "adapter"
 
-_TASK = "You check whether a retrieved video shows the moment a query describes."
-_FORMAT = ("Answer as <think>your reasoning</think> <answer>matched</answer> or <answer>not_matched</answer>; "
-           "on a match add <start>S</start> <end>E</end> in seconds.")
+_TASK = "Does the video show the moment the query describes?"
+_FORMAT = ("Answer <think>why</think> <answer>matched or not_matched</answer>, "
+           "on a match <start>S</start> <end>E</end>.")
 SYSTEM_PROMPTS = {
     "sqr": f"{_TASK} {_FORMAT} End with {REFINE_TOKEN}.",
-    "hqr": f"{_TASK} {_FORMAT} When it does not "
-           "match, rewrite the query so a search finds the right video: <query>rewritten query</query>.",
+    "hqr": f"{_TASK} {_FORMAT} If not matched, rewrite the query: <query>...</query>.",
 }
 SYSTEM_PROMPTS["oneshot"] = SYSTEM_PROMPTS["sqr"]
 
@@ -158,7 +157,8 @@ class Policy(nn.Module):
         """Only what was trained: the LoRA adapter (with the new tokens' rows), the projectors, the SQR head."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        self.lm.save_pretrained(out / ADAPTER_DIR)
+        # the new tokens' rows travel as LoRA's trainable-token deltas, not as a copy of the whole embedding table
+        self.lm.save_pretrained(out / ADAPTER_DIR, save_embedding_layers=False)
         save_file({k: v.detach().contiguous() for k, v in self.heads().state_dict().items()}, out / HEADS_FILE)
         config = asdict(self.config)
         config["lora_target_modules"] = list(config["lora_target_modules"])
@@ -173,6 +173,7 @@ class Policy(nn.Module):
             raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         ids, mask = self._tokenize([self._prompt(q, v, mode) for q, v in zip(queries, videos)])
         cache, hidden, logits = self.vision.prefill(self.lm, ids, mask, videos)
+        logits = logits[:, -1]
         batch = len(queries)
         tokens: list[list[int]] = [[] for _ in range(batch)]
         active = torch.ones(batch, dtype=torch.bool)
@@ -232,8 +233,10 @@ class Policy(nn.Module):
             ids[row, length - len(p) - len(t):] = torch.tensor(p + t)
             mask[row, length - len(p) - len(t):] = 1
             labels[row, length - len(t):] = torch.tensor(t)
-        cache, hidden, logits_all = self.vision.prefill(self.lm, ids, mask, videos, all_logits=True)
-        ce = nn.functional.cross_entropy(logits_all[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+        keep = max(len(t) for t in target_ids) + 1  # left padding: every target lies in the last `keep` positions
+        cache, hidden, logits = self.vision.prefill(self.lm, ids, mask, videos, logits_to_keep=keep)
+        ce = nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, -keep + 1:].flatten(),
+                                         ignore_index=-100)
         return SFTBatch(ce, hidden, ids[:, -1] == self.refine_id, cache, mask)
 
     # ----- text -----

@@ -1,20 +1,36 @@
 """How a policy sees a video: what stands for it in the prompt, and how prefill and cached steps run.
 
 `mini`: the frozen video tower of the mini embedder gives per-frame features; `vision_projector` maps them
-into the LM's input embeddings at `<frame>` placeholders, each after its true timestamp ("12.0s <frame>").
+into the LM's input embeddings at `<frame>` placeholders, each after its true timestamp ("12s<frame>").
+`paper`: Qwen3-VL's own vision tower and merger read the frames at `<|video_pad|>` placeholders, each temporal
+group after its true time ("<1.0 seconds>"); the text positions are M-RoPE's, so a cached step adds each row's
+rope delta from the prefill (`QwenCache`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from peft import PeftModel
 from torch import nn
+from transformers import AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase, Qwen3VLForConditionalGeneration
+from transformers.cache_utils import Cache
 
 from videosearch.corpus.types import VideoFrames
 from videosearch.embed.base import Embedder
 from videosearch.embed.mini import MiniEmbedder, frames_to_tensor
 from videosearch.errors import ConfigError
+from videosearch.policy.qwen_vl import (
+    VIDEO_PAD,
+    mm_token_type_ids,
+    tiny_qwen3vl,
+    tiny_qwen3vl_tokenizer,
+    video_prompt,
+    video_to_qwen_inputs,
+)
 from videosearch.policy.rollout import Step
 
 if TYPE_CHECKING:
@@ -35,9 +51,9 @@ class VisionAdapter(nn.Module):
         raise NotImplementedError
 
     def prefill(self, lm: nn.Module, ids: torch.Tensor, mask: torch.Tensor, videos: list[VideoFrames],
-                all_logits: bool = False) -> tuple[object, torch.Tensor, torch.Tensor]:
-        """Run the prompt: (cache, final-norm hidden state of the last position (B, H), logits (B, V) of the
-        last position, or (B, L, V) of every position with `all_logits`)."""
+                logits_to_keep: int = 1) -> tuple[object, torch.Tensor, torch.Tensor]:
+        """Run the prompt: (cache, final-norm hidden state of the last position (B, H), logits (B, K, V) of the
+        last K = `logits_to_keep` positions)."""
         raise NotImplementedError
 
     def step(self, lm: nn.Module, cache: object, inputs_embeds: torch.Tensor,
@@ -81,7 +97,7 @@ class MiniVision(VisionAdapter):
         return {"vision_projector": self.vision_projector}
 
     def video_text(self, video: VideoFrames) -> str:
-        return " ".join(f"{t:.1f}s {FRAME_TOKEN}" for t in video.timestamps_s)
+        return " ".join(f"{t:g}s{FRAME_TOKEN}" for t in video.timestamps_s)  # "12s<frame> 12.5s<frame>"
 
     def _embed(self, lm: nn.Module, ids: torch.Tensor, videos: list[VideoFrames]) -> torch.Tensor:
         embeds = lm.get_input_embeddings()(ids)
@@ -95,11 +111,11 @@ class MiniVision(VisionAdapter):
         return embeds.masked_scatter(slots[..., None], projected.to(embeds.dtype))
 
     def prefill(self, lm: nn.Module, ids: torch.Tensor, mask: torch.Tensor, videos: list[VideoFrames],
-                all_logits: bool = False) -> tuple[object, torch.Tensor, torch.Tensor]:
+                logits_to_keep: int = 1) -> tuple[object, torch.Tensor, torch.Tensor]:
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         out = lm(inputs_embeds=self._embed(lm, ids, videos), attention_mask=mask, position_ids=position_ids,
-                 use_cache=True, output_hidden_states=True, logits_to_keep=0 if all_logits else 1)
-        return out.past_key_values, out.hidden_states[-1][:, -1], out.logits if all_logits else out.logits[:, -1]
+                 use_cache=True, output_hidden_states=True, logits_to_keep=logits_to_keep)
+        return out.past_key_values, out.hidden_states[-1][:, -1], out.logits
 
     def step(self, lm: nn.Module, cache: object, inputs_embeds: torch.Tensor,
              mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,6 +123,83 @@ class MiniVision(VisionAdapter):
         out = lm(inputs_embeds=inputs_embeds, past_key_values=cache, attention_mask=mask, position_ids=position_ids,
                  use_cache=True, output_hidden_states=True)
         return out.hidden_states[-1][:, -1], out.logits[:, -1]
+
+
+@dataclass(frozen=True)
+class QwenCache:
+    """The KV cache of a Qwen3-VL prefill and what its later steps need to place their M-RoPE positions."""
+
+    past_key_values: Cache
+    rope_deltas: torch.Tensor  # long (B, 1): M-RoPE position minus count of real tokens, for text after the video
+
+
+class QwenVision(VisionAdapter):
+    """Qwen3-VL's own vision tower, run inside the LM's forward: patches in, features at `<|video_pad|>` tokens.
+
+    Nothing here is trained: the tower and merger stay frozen, LoRA sits on the language model, the SQR head on
+    the policy. Frames are resized by `video_to_qwen_inputs` within Qwen3-VL's pixel budget, so `frame_size` is None.
+    """
+
+    def __init__(self, config: PretrainedConfig) -> None:
+        super().__init__()
+        self.model_config = config  # the LM's config: patch sizes and the vision token ids
+
+    def bind(self, tokenizer: object) -> None:
+        video_id = int(tokenizer.convert_tokens_to_ids(VIDEO_PAD))  # type: ignore[attr-defined]
+        if video_id != self.model_config.video_token_id:
+            raise ConfigError(f"the tokenizer's {VIDEO_PAD} is id {video_id}, the model's video_token_id is "
+                              f"{self.model_config.video_token_id}: load both from the same Qwen3-VL folder")
+
+    def video_text(self, video: VideoFrames) -> str:
+        # the pixels are computed again at prefill: cheap next to the tower, and never stale
+        return video_prompt(video_to_qwen_inputs(video.frames, video.timestamps_s, self.model_config,
+                                                 source=video.video_id))
+
+    def prefill(self, lm: nn.Module, ids: torch.Tensor, mask: torch.Tensor, videos: list[VideoFrames],
+                logits_to_keep: int = 1) -> tuple[object, torch.Tensor, torch.Tensor]:
+        inputs = [video_to_qwen_inputs(v.frames, v.timestamps_s, self.model_config, source=v.video_id)
+                  for v in videos]
+        n_slots = int((ids == self.model_config.video_token_id).sum())
+        n_tokens = sum(i.num_video_tokens for i in inputs)
+        if n_slots != n_tokens:
+            raise ConfigError(f"the prompts hold {n_slots} {VIDEO_PAD} tokens for {n_tokens} video tokens")
+        qwen = _qwen_model(lm)
+        pixels = torch.cat([i.pixel_values_videos for i in inputs]).to(ids.device, qwen.dtype)  # (sum patches, F)
+        grids = torch.cat([i.video_grid_thw for i in inputs]).to(ids.device)  # (B, 3), in batch order
+        types = mm_token_type_ids(ids, self.model_config)
+        # positions made here rather than inside the forward, so the deltas are ours and not the model's state
+        position_ids, rope_deltas = qwen.model.get_rope_index(ids, types, video_grid_thw=grids,
+                                                              attention_mask=mask)  # (3, B, L), (B, 1)
+        out = lm(input_ids=ids, attention_mask=mask, position_ids=position_ids, pixel_values_videos=pixels,
+                 video_grid_thw=grids, mm_token_type_ids=types, use_cache=True, output_hidden_states=True,
+                 logits_to_keep=logits_to_keep)
+        cache = QwenCache(out.past_key_values, rope_deltas)
+        return cache, out.hidden_states[-1][:, -1], out.logits
+
+    def step(self, lm: nn.Module, cache: object, inputs_embeds: torch.Tensor,
+             mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        assert isinstance(cache, QwenCache), type(cache)
+        # text after the video: its count of real tokens so far, shifted by the row's rope delta, on all 3 axes
+        position = mask[:, :-1].sum(-1, keepdim=True) + cache.rope_deltas.to(mask.device)  # (B, 1)
+        out = lm(inputs_embeds=inputs_embeds, attention_mask=mask, past_key_values=cache.past_key_values,
+                 position_ids=position[None].expand(3, -1, -1), use_cache=True, output_hidden_states=True)
+        return out.hidden_states[-1][:, -1], out.logits[:, -1]
+
+
+def _qwen_model(lm: nn.Module) -> Qwen3VLForConditionalGeneration:
+    """The Qwen3-VL model under a peft wrapper (or `lm` itself once LoRA is merged)."""
+    model = lm.get_base_model() if isinstance(lm, PeftModel) else lm
+    assert isinstance(model, Qwen3VLForConditionalGeneration), type(model)
+    return model
+
+
+def load_qwen3vl(lm_path: str | None) -> tuple[Qwen3VLForConditionalGeneration, PreTrainedTokenizerBase]:
+    """The `paper` preset's LM and tokenizer from a local Qwen3-VL folder, in fp32."""
+    if not lm_path or not (Path(lm_path) / "config.json").exists():
+        raise ConfigError(f"the paper policy needs lm_path, got {lm_path!r}: pass the local Qwen3-VL-2B-Instruct "
+                          "folder (with config.json), e.g. --policy.lm_path=models/Qwen3-VL-2B-Instruct")
+    model = Qwen3VLForConditionalGeneration.from_pretrained(lm_path, dtype=torch.float32)
+    return model, AutoTokenizer.from_pretrained(lm_path)
 
 
 def build_vision(config: PolicyConfig, embedder: Embedder) -> tuple[nn.Module, object, VisionAdapter]:
@@ -122,4 +215,11 @@ def build_vision(config: PolicyConfig, embedder: Embedder) -> tuple[nn.Module, o
         else:
             lm, tokenizer = lms.tiny_mini_lm()
         return lm, tokenizer, MiniVision(embedder, lm.get_input_embeddings().embedding_dim)
-    raise ConfigError(f"the {config.preset} policy is not available yet")
+    if config.preset == "paper":
+        qwen, tokenizer = load_qwen3vl(config.lm_path)
+    else:
+        tokenizer = tiny_qwen3vl_tokenizer()
+        with torch.random.fork_rng():  # seeded: a checkpoint loads back onto the same base weights
+            torch.manual_seed(0)
+            qwen = tiny_qwen3vl(tokenizer)
+    return qwen, tokenizer, QwenVision(qwen.config)
