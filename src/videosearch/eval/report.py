@@ -16,6 +16,10 @@ Metric keys of :func:`evaluate` (quality figures are percentages 0-100):
     ``mean_turns``, ``generated_tokens``, ``latent_steps``, ``seconds_per_query``: per query,
         the number of judgements and the sums over its judgements, averaged over the predicted
         queries (a missing query has no cost to count).
+    ``vr@1_ci_low`` / ``vr@1_ci_high``, ``vcmr@0.5_ci_low`` / ``vcmr@0.5_ci_high``: percentile bootstrap
+        95 % interval over queries.
+:func:`compare` adds, for every run after the first, ``delta_vr@1`` and ``delta_vcmr@0.5`` with their paired
+bootstrap intervals (``delta_vr@1_ci_low`` ...): the same resampled queries for both runs.
 A figure with nothing to average (no judgements, no predicted query) is NaN.
 """
 
@@ -32,6 +36,8 @@ from videosearch.corpus.types import Moment
 from videosearch.errors import VideosearchError
 from videosearch.eval import metrics
 from videosearch.eval.predictions import Prediction
+
+CI_KEYS = ("vr@1", "vcmr@0.5")  # the figures reported with a bootstrap interval
 
 
 def per_query_scores(
@@ -97,6 +103,10 @@ def evaluate(
     }
     for key, values in scores.items():
         result[key] = 100.0 * float(values.mean())
+    for key in CI_KEYS:
+        if key in scores:
+            low, high = metrics.bootstrap_ci(scores[key].astype(np.float64))
+            result[f"{key}_ci_low"], result[f"{key}_ci_high"] = 100.0 * low, 100.0 * high
     result["ver"] = 100.0 * metrics.verification_accuracy(
         [judgement.answer for judgement, _ in judgements],
         [judgement.video for judgement, _ in judgements],
@@ -110,33 +120,67 @@ def evaluate(
     return result
 
 
+def compare(runs: dict[str, Sequence[Prediction]], moments: Sequence[Moment]) -> dict[str, dict[str, float]]:
+    """:func:`evaluate` for each run, plus paired bootstrap intervals of its difference to the first run."""
+    results = {name: evaluate(predictions, moments) for name, predictions in runs.items()}
+    scores = {name: per_query_scores(predictions, moments) for name, predictions in runs.items()}
+    first = next(iter(runs))
+    for name in list(runs)[1:]:
+        for key in CI_KEYS:
+            difference = scores[name][key].astype(np.float64) - scores[first][key].astype(np.float64)
+            low, high = metrics.bootstrap_ci(difference)
+            results[name][f"delta_{key}"] = 100.0 * float(difference.mean())
+            results[name][f"delta_{key}_ci_low"], results[name][f"delta_{key}_ci_high"] = 100.0 * low, 100.0 * high
+    return results
+
+
 def format_table(metrics_by_key: dict[str, float]) -> Table:
-    """Render :func:`evaluate`'s dict: VR (turn 1 and final), VCMR, VER, mIoU and the costs.
+    """Render :func:`evaluate`'s dict: VR (turn 1 and final), VCMR, VER, mIoU and the costs, one column."""
+    return format_comparison({"value": metrics_by_key})
 
-    Args:
-        metrics_by_key: the dict returned by :func:`evaluate`.
 
-    Returns:
-        A two-column rich table; slashed rows read like the paper (``16.5/13.4/8.2``).
-    """
-    n_queries = int(metrics_by_key["n_queries"])
-    n_predicted = int(metrics_by_key["n_predicted"])
-    table = Table(title=f"{n_queries} queries, {n_predicted} predicted")
+def format_comparison(metrics_by_run: dict[str, dict[str, float]]) -> Table:
+    """One column per run (:func:`compare`); slashed rows read like the paper (``16.5/13.4/8.2``)."""
+    some = next(iter(metrics_by_run.values()))
+    table = Table(title=f"{int(some['n_queries'])} queries, {int(some['n_predicted'])} predicted")
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    ks = _suffixes(metrics_by_key, "vr@")
-    ms = _suffixes(metrics_by_key, "vcmr@")
+    for name in metrics_by_run:
+        table.add_column(name, justify="right")
+    ks = _suffixes(some, "vr@")
+    ms = _suffixes(some, "vcmr@")
     cut_offs = "/".join(ks)
-    table.add_row(f"VR R@{cut_offs}, turn 1", _slashed(metrics_by_key, "vr_turn1@", ks))
-    table.add_row(f"VR R@{cut_offs}, final", _slashed(metrics_by_key, "vr@", ks))
-    table.add_row(f"VCMR R@1, IoU {'/'.join(ms)}", _slashed(metrics_by_key, "vcmr@", ms))
-    table.add_row("VER", _number(metrics_by_key["ver"], 1))
-    table.add_row("mIoU", _number(metrics_by_key["miou"], 1))
-    table.add_row("turns / query", _number(metrics_by_key["mean_turns"], 2))
-    table.add_row("generated tokens / query", _number(metrics_by_key["generated_tokens"], 1))
-    table.add_row("latent steps / query", _number(metrics_by_key["latent_steps"], 1))
-    table.add_row("seconds / query", _number(metrics_by_key["seconds_per_query"], 3))
+    rows = [
+        (f"VR R@{cut_offs}, turn 1", lambda m: _slashed(m, "vr_turn1@", ks)),
+        (f"VR R@{cut_offs}, final", lambda m: _slashed(m, "vr@", ks)),
+        ("VR R@1, 95 % CI", lambda m: _interval(m, "vr@1")),
+        (f"VCMR R@1, IoU {'/'.join(ms)}", lambda m: _slashed(m, "vcmr@", ms)),
+        ("VCMR R@1 IoU 0.5, 95 % CI", lambda m: _interval(m, "vcmr@0.5")),
+        ("VER", lambda m: _number(m["ver"], 1)),
+        ("mIoU", lambda m: _number(m["miou"], 1)),
+        ("turns / query", lambda m: _number(m["mean_turns"], 2)),
+        ("generated tokens / query", lambda m: _number(m["generated_tokens"], 1)),
+        ("latent steps / query", lambda m: _number(m["latent_steps"], 1)),
+        ("seconds / query", lambda m: _number(m["seconds_per_query"], 3)),
+    ]
+    if len(metrics_by_run) > 1:
+        first = next(iter(metrics_by_run))
+        rows += [(f"Δ VR R@1 vs {first} (paired 95 % CI)", lambda m: _delta(m, "vr@1")),
+                 (f"Δ VCMR R@1 IoU 0.5 vs {first} (paired 95 % CI)", lambda m: _delta(m, "vcmr@0.5"))]
+    for label, cell in rows:
+        table.add_row(label, *(cell(m) for m in metrics_by_run.values()))
     return table
+
+
+def _interval(metrics_by_key: dict[str, float], key: str) -> str:
+    if f"{key}_ci_low" not in metrics_by_key:
+        return "-"
+    return f"[{_number(metrics_by_key[key + '_ci_low'], 1)}, {_number(metrics_by_key[key + '_ci_high'], 1)}]"
+
+
+def _delta(metrics_by_key: dict[str, float], key: str) -> str:
+    if f"delta_{key}" not in metrics_by_key:
+        return "-"
+    return f"{metrics_by_key['delta_' + key]:+.1f} {_interval(metrics_by_key, 'delta_' + key)}"
 
 
 def _join(
@@ -199,7 +243,7 @@ def _repeated(qids: Iterable[str]) -> list[str]:
 
 
 def _suffixes(metrics_by_key: dict[str, float], prefix: str) -> list[str]:
-    return [key[len(prefix) :] for key in metrics_by_key if key.startswith(prefix)]
+    return [key[len(prefix) :] for key in metrics_by_key if key.startswith(prefix) and "_ci_" not in key]
 
 
 def _slashed(metrics_by_key: dict[str, float], prefix: str, suffixes: list[str]) -> str:
