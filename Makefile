@@ -31,12 +31,28 @@ $(RUNS)/retriever/config.yaml: $(RUNS)/world/world.json
 $(RUNS)/index/engine.json: $(RUNS)/retriever/config.yaml
 	$(BIN)/videosearch index build --videos $(RUNS)/world/videos/test --embedder $(RUNS)/retriever --out $(RUNS)/index
 
-demo: env $(RUNS)/index/engine.json
+$(RUNS)/index_train/engine.json: $(RUNS)/retriever/config.yaml
+	$(BIN)/videosearch index build --videos $(RUNS)/world/videos/train --embedder $(RUNS)/retriever --out $(RUNS)/index_train
+
+$(RUNS)/sft_data/train.jsonl: $(RUNS)/index_train/engine.json
+	$(BIN)/videosearch train sft-data --world $(RUNS)/world --index $(RUNS)/index_train --out $@
+
+$(RUNS)/sft/final/policy.json: $(RUNS)/sft_data/train.jsonl
+	$(BIN)/videosearch train sft --config $(PRESET) --data $< --index $(RUNS)/index_train --out $(RUNS)/sft
+
+# agent runs resume by themselves (finished queries are skipped), so they always run
+demo: env $(RUNS)/index/engine.json $(RUNS)/sft/final/policy.json
+	for mode in oneshot hqr sqr; do \
+		$(BIN)/videosearch agent run $(RUNS)/index --annotations $(RUNS)/world/test.jsonl --mode $$mode \
+			--checkpoint $(RUNS)/sft/final --out $(RUNS)/agent/$$mode.jsonl || exit 1; \
+	done
 	$(BIN)/videosearch baseline run $(RUNS)/index --annotations $(RUNS)/world/test.jsonl --out $(RUNS)/baseline.jsonl
-	$(BIN)/videosearch eval --pred $(RUNS)/baseline.jsonl --annotations $(RUNS)/world/test.jsonl
+	$(BIN)/videosearch eval --pred $(RUNS)/baseline.jsonl --pred $(RUNS)/agent/oneshot.jsonl \
+		--pred $(RUNS)/agent/hqr.jsonl --pred $(RUNS)/agent/sqr.jsonl --annotations $(RUNS)/world/test.jsonl
 
 bench: env
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/rollout.py
 
 clean-runs:
 	rm -rf $(RUNS)

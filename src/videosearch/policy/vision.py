@@ -197,7 +197,7 @@ def load_qwen3vl(lm_path: str | None) -> tuple[Qwen3VLForConditionalGeneration, 
     """The `paper` preset's LM and tokenizer from a local Qwen3-VL folder, in fp32."""
     if not lm_path or not (Path(lm_path) / "config.json").exists():
         raise ConfigError(f"the paper policy needs lm_path, got {lm_path!r}: pass the local Qwen3-VL-2B-Instruct "
-                          "folder (with config.json), e.g. --policy.lm_path=models/Qwen3-VL-2B-Instruct")
+                          "folder (with config.json), e.g. -o policy.lm_path=models/Qwen3-VL-2B-Instruct")
     model = Qwen3VLForConditionalGeneration.from_pretrained(lm_path, dtype=torch.float32)
     return model, AutoTokenizer.from_pretrained(lm_path)
 

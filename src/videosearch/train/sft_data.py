@@ -179,7 +179,6 @@ def build_sft_examples(annotations_path: str | Path, video_specs: Mapping[str, d
                      matched=n_pos, not_matched=len(examples) - n_pos, hqr=len(hqr), disagreements=disagreements)
     if disagreements:
         logger.warning("%d turns dropped: the reasoning contradicted the ground truth", disagreements)
-    logger.info("SFT examples: %s", stats)
     return examples, stats
 
 
