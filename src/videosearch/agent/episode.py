@@ -96,7 +96,7 @@ class Agent:
             refine = [r for r, parsed in enumerate(turn.parsed) if parsed.answer != "matched" and not last_turn]
             latent_steps = 0
             if refine and config.mode == "sqr":
-                latents = policy.refine(turn)[refine]
+                latents = policy.refine(turn)[refine].cpu()  # the embedder runs on the CPU
                 vectors[[active[r] for r in refine]] = self.engine.encode_refined([turn.queries[r] for r in refine],
                                                                                   latents)
                 latent_steps = policy.config.n_latents

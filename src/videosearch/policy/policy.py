@@ -176,15 +176,15 @@ class Policy(nn.Module):
         logits = logits[:, -1]
         batch = len(queries)
         tokens: list[list[int]] = [[] for _ in range(batch)]
-        active = torch.ones(batch, dtype=torch.bool)
-        has_refine = torch.zeros(batch, dtype=torch.bool)
+        active = torch.ones(batch, dtype=torch.bool, device=ids.device)
+        has_refine = torch.zeros(batch, dtype=torch.bool, device=ids.device)
         refine_hidden = torch.zeros_like(hidden)
         embed = self.lm.get_input_embeddings()
         for _ in range(self.config.max_new_tokens):
             next_ids = logits.argmax(-1)
             for row in active.nonzero().flatten().tolist():
                 tokens[row].append(int(next_ids[row]))
-            active &= ~torch.tensor([int(t) in self.eos_ids for t in next_ids])
+            active &= ~torch.tensor([int(t) in self.eos_ids for t in next_ids], device=ids.device)
             if not active.any():
                 break
             mask = torch.cat([mask, active.long()[:, None]], dim=1)
@@ -193,7 +193,7 @@ class Policy(nn.Module):
             refine_hidden[wrote_refine] = hidden[wrote_refine]
             has_refine |= wrote_refine
             active &= ~wrote_refine
-            active &= torch.tensor([len(t) < self.config.max_new_tokens for t in tokens])
+            active &= torch.tensor([len(t) < self.config.max_new_tokens for t in tokens], device=ids.device)
             if not active.any():
                 break
         texts = [self._decode(t) for t in tokens]
@@ -208,7 +208,7 @@ class Policy(nn.Module):
         mask, hidden = turn.attention_mask, turn.refine_hidden.clone()
         if not turn.has_refine.all():
             mask = torch.cat([mask, (~turn.has_refine).long()[:, None]], dim=1)
-            refine = self.lm.get_input_embeddings()(torch.full((len(hidden), 1), self.refine_id))
+            refine = self.lm.get_input_embeddings()(torch.full((len(hidden), 1), self.refine_id, device=mask.device))
             forced, _ = self.vision.step(self.lm, turn.cache, refine, mask)
             hidden[~turn.has_refine] = forced[~turn.has_refine]
         latents = rollout_latents(self.vision.step_fn(self.lm, turn.cache), self.sqr, hidden, mask,
@@ -234,10 +234,15 @@ class Policy(nn.Module):
             mask[row, length - len(p) - len(t):] = 1
             labels[row, length - len(t):] = torch.tensor(t)
         keep = max(len(t) for t in target_ids) + 1  # left padding: every target lies in the last `keep` positions
+        ids, mask, labels = ids.to(self.device), mask.to(self.device), labels.to(self.device)
         cache, hidden, logits = self.vision.prefill(self.lm, ids, mask, videos, logits_to_keep=keep)
         ce = nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, -keep + 1:].flatten(),
                                          ignore_index=-100)
         return SFTBatch(ce, hidden, ids[:, -1] == self.refine_id, cache, mask)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.lm.parameters()).device
 
     # ----- text -----
 
@@ -251,7 +256,7 @@ class Policy(nn.Module):
 
     def _tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         batch = self.tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
-        return batch["input_ids"], batch["attention_mask"]
+        return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
 
     def _decode(self, tokens: list[int]) -> str:
         return self.tokenizer.decode([t for t in tokens if t not in self.eos_ids], skip_special_tokens=False)

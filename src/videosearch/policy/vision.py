@@ -103,7 +103,8 @@ class MiniVision(VisionAdapter):
         embeds = lm.get_input_embeddings()(ids)
         frames, _, frame_mask = frames_to_tensor(videos, self.frame_size[0])  # type: ignore[index]
         with torch.no_grad():
-            features = self.tower.frame_features(frames)  # (B, T, F)
+            features = self.tower.frame_features(frames.to(embeds.device))  # (B, T, F)
+        frame_mask = frame_mask.to(embeds.device)
         projected = self.vision_projector(features[frame_mask])  # (sum T, H), rows in order
         slots = ids == self.frame_id
         if int(slots.sum()) != len(projected):
