@@ -7,7 +7,7 @@ from transformers import AutoTokenizer
 
 from videosearch.embed.text_tower import bundled_minilm_path
 from videosearch.errors import ConfigError
-from videosearch.policy.lm import load_causal_lm, tiny_llama, tiny_tokenizer
+from videosearch.policy.lm import convert_smollm2, load_causal_lm, tiny_llama, tiny_tokenizer
 
 
 def test_tiny_tokenizer_round_trips_exactly_and_has_a_chat_template() -> None:
@@ -30,3 +30,12 @@ def test_tiny_model_round_trips_through_save_and_load(tmp_path: Path) -> None:
 def test_loading_a_folder_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config.json"):
         load_causal_lm(tmp_path)
+
+
+def test_smollm2_converts_once_from_the_bundled_gguf_and_loads_offline(tmp_path: Path) -> None:
+    folder = convert_smollm2(tmp_path)
+    assert (folder / "config.json").exists() and list(folder.glob("*.safetensors"))
+    assert convert_smollm2(tmp_path) == folder, "a second call reuses the converted folder"
+    model, tokenizer = load_causal_lm(folder)
+    assert type(model).__name__ == "LlamaForCausalLM" and model.config.hidden_size == 576
+    assert tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
