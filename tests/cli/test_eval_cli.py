@@ -93,7 +93,16 @@ def test_prints_one_json_object(files):
     pred, ann = files
     result = CliRunner().invoke(app, ["eval", "--pred", str(pred), "--annotations", str(ann), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == pytest.approx(EXPECTED)
+    printed = json.loads(result.stdout)
+    assert {key: printed[key] for key in EXPECTED} == pytest.approx(EXPECTED)
+    assert printed["vr@1_ci_low"] <= printed["vr@1"] <= printed["vr@1_ci_high"]
+
+
+def test_several_runs_print_side_by_side(files):
+    pred, ann = files
+    result = CliRunner().invoke(app, ["eval", "--pred", str(pred), "--pred", str(pred), "--annotations", str(ann)])
+    assert result.exit_code == 0, result.output
+    assert "1:" in result.output and "2:" in result.output and "Δ VR R@1" in result.output
 
 
 def test_json_writes_undefined_figures_as_null(files, tmp_path):

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import re
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from rich.console import Console
 from videosearch.corpus.types import Moment
 from videosearch.errors import VideosearchError
 from videosearch.eval.predictions import Judgement, Prediction
-from videosearch.eval.report import evaluate, format_table, per_query_scores
+from videosearch.eval.report import compare, evaluate, format_comparison, format_table, per_query_scores
 
 MOMENTS = [
     Moment("q1", "first", "v1", 2.0, 6.0, 10.0),
@@ -71,11 +72,18 @@ EXPECTED = {
 }
 
 
+def _known(result: dict) -> dict:
+    """The figures of EXPECTED; bootstrap intervals are checked on their own."""
+    return {key: result[key] for key in EXPECTED}
+
+
 def test_toy_every_metric_by_hand():
     result = evaluate(PREDICTIONS, MOMENTS)
-    assert list(result) == list(EXPECTED)
-    assert result == pytest.approx(EXPECTED)
+    assert [key for key in result if "_ci_" not in key] == list(EXPECTED)
+    assert _known(result) == pytest.approx(EXPECTED)
     assert isinstance(result["n_queries"], int)
+    for key in ("vr@1", "vcmr@0.5"):
+        assert 0.0 <= result[f"{key}_ci_low"] <= result[key] <= result[f"{key}_ci_high"] <= 100.0
 
 
 def test_query_without_prediction_is_a_miss_and_adds_no_judgement_or_cost():
@@ -117,7 +125,7 @@ def test_unknown_qids_mean_the_wrong_annotation_file():
     strangers = [dataclasses.replace(PREDICTIONS[0], qid=f"x{i}") for i in range(7)]
     with pytest.raises(VideosearchError, match=r"7 of 10 predictions .*'x0', 'x1'.*2 more.*annotation file"):
         evaluate(PREDICTIONS + strangers, MOMENTS)
-    assert evaluate(PREDICTIONS + strangers, MOMENTS, ignore_unknown_qids=True) == pytest.approx(EXPECTED)
+    assert _known(evaluate(PREDICTIONS + strangers, MOMENTS, ignore_unknown_qids=True)) == pytest.approx(EXPECTED)
 
 
 def test_duplicate_and_empty_inputs_are_errors():
@@ -141,6 +149,8 @@ def _rows(table) -> tuple[str, dict[str, str]]:
 def test_format_table_shows_every_figure():
     text, rows = _rows(format_table(evaluate(PREDICTIONS, MOMENTS)))
     assert "3 queries, 3 predicted" in text
+    for label in ("VR R@1, 95 % CI", "VCMR R@1 IoU 0.5, 95 % CI"):
+        assert re.fullmatch(r"\[\d+\.\d, \d+\.\d\]", rows.pop(label))
     assert rows == {
         "VR R@1/5/10/100, turn 1": "0.0/66.7/100.0/100.0",
         "VR R@1/5/10/100, final": "66.7/100.0/100.0/100.0",
@@ -159,3 +169,15 @@ def test_format_table_writes_undefined_figures_as_na():
     assert "3 queries, 0 predicted" in text
     assert rows["VER"] == rows["turns / query"] == rows["seconds / query"] == "n/a"
     assert rows["VR R@1/5/10/100, final"] == "0.0/0.0/0.0/0.0"
+
+
+def test_compare_gives_paired_differences_to_the_first_run():
+    worse = [dataclasses.replace(p, ranking=["nowhere"]) for p in PREDICTIONS]
+    results = compare({"a": PREDICTIONS, "same": PREDICTIONS, "worse": worse}, MOMENTS)
+    assert "delta_vr@1" not in results["a"]
+    assert results["same"]["delta_vr@1"] == results["same"]["delta_vr@1_ci_low"] == 0.0
+    delta = results["worse"]["vr@1"] - results["a"]["vr@1"]
+    assert results["worse"]["delta_vr@1"] == pytest.approx(delta) and delta < 0
+    assert results["worse"]["delta_vr@1_ci_low"] <= delta <= results["worse"]["delta_vr@1_ci_high"] <= 0.0
+    text, _ = _rows(format_comparison(results))
+    assert "Δ VR R@1 vs a" in text and "worse" in text
