@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
+from videosearch.cli.app import main
 from videosearch.corpus.world import WorldConfig, generate_world
 from videosearch.embed import MiniEmbedder
 from videosearch.engine import SearchEngine
@@ -39,3 +42,18 @@ def engine(small_world: Path, _mini_embedder: MiniEmbedder) -> SearchEngine:
     engine, skipped = SearchEngine.build(small_world / "videos" / "test", _mini_embedder)
     assert not skipped
     return engine
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> Callable[..., tuple[int, str, str]]:
+    """Run `videosearch ARGS` in-process through the real entry point; returns (exit code, stdout, stderr)."""
+    def run(*args: object) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["videosearch", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run

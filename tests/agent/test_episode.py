@@ -1,14 +1,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from videosearch.agent import Agent, AgentConfig
-from videosearch.cli.app import main
 from videosearch.corpus.annotations import read_moments
 from videosearch.engine import SearchEngine
 from videosearch.errors import ConfigError
@@ -63,17 +61,6 @@ def test_bad_agent_config_is_a_clear_error() -> None:
         AgentConfig(max_turns=0)
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["videosearch", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out + err
-
-
 def _without_seconds(path: Path) -> list[dict]:
     records = [json.loads(line) for line in path.read_text().splitlines()]
     for record in records:
@@ -83,8 +70,7 @@ def _without_seconds(path: Path) -> list[dict]:
 
 
 def test_agent_run_resumes_after_an_interruption_and_ends_with_the_same_file(
-        engine: SearchEngine, policy: Policy, small_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture) -> None:
+        run_cli, engine: SearchEngine, policy: Policy, small_world: Path, tmp_path: Path) -> None:
     engine.save(tmp_path / "index")
     policy.save(tmp_path / "policy")
     annotations = tmp_path / "queries.jsonl"
@@ -92,14 +78,14 @@ def test_agent_run_resumes_after_an_interruption_and_ends_with_the_same_file(
     args = ["agent", "run", tmp_path / "index", "--annotations", annotations, "--checkpoint", tmp_path / "policy",
             "--mode", "sqr", "--batch-size", "2"]
     full = tmp_path / "full.jsonl"
-    code, output = _cli(monkeypatch, capsys, *args, "--out", full)
-    assert code == 0, output
+    code, output, errors = run_cli(*args, "--out", full)
+    assert code == 0, errors
     lines = full.read_text().splitlines(keepends=True)
     assert len(lines) == 6
     cut = tmp_path / "cut.jsonl"
     cut.write_text("".join(lines[:3]) + lines[3][:40])  # an interruption in the middle of a line
-    code, output = _cli(monkeypatch, capsys, *args, "--out", cut)
-    assert code == 0 and "3 were already there" in output, output
+    code, output, errors = run_cli(*args, "--out", cut)
+    assert code == 0 and "3 were already there" in output, errors
     assert _without_seconds(cut) == _without_seconds(full)
-    code, output = _cli(monkeypatch, capsys, *[a if a != "sqr" else "hqr" for a in args], "--out", full)
-    assert code == 2 and "holds sqr predictions" in output and len(full.read_text().splitlines()) == 6
+    code, output, errors = run_cli(*[a if a != "sqr" else "hqr" for a in args], "--out", full)
+    assert code == 2 and "holds sqr predictions" in errors and len(full.read_text().splitlines()) == 6

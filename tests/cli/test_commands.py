@@ -3,65 +3,49 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from videosearch.cli.app import main
 from videosearch.embed import MiniEmbedder
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
-    """Run `videosearch ARGS` in-process through the real entry point; returns (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["videosearch", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
-def index_dir(tmp_path: Path, small_world: Path, mini_embedder: MiniEmbedder, monkeypatch: pytest.MonkeyPatch,
-              capsys: pytest.CaptureFixture) -> Path:
+def index_dir(run_cli, tmp_path: Path, small_world: Path, mini_embedder: MiniEmbedder,
+) -> Path:
     mini_embedder.save_pretrained(tmp_path / "embedder")
-    code, out, err = run_cli(monkeypatch, capsys, "index", "build", "--videos", small_world / "videos" / "test",
+    code, out, err = run_cli("index", "build", "--videos", small_world / "videos" / "test",
                              "--embedder", tmp_path / "embedder", "--out", tmp_path / "index")
     assert code == 0, err
     assert "indexed 12 videos" in out
     return tmp_path / "index"
 
 
-def test_search_baseline_eval_and_oracle(index_dir: Path, small_world: Path, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = run_cli(monkeypatch, capsys, "search", index_dir, "the red circle moves left", "-k", "3", "--json")
+def test_search_baseline_eval_and_oracle(run_cli, index_dir: Path, small_world: Path, tmp_path: Path) -> None:
+    code, out, _ = run_cli("search", index_dir, "the red circle moves left", "-k", "3", "--json")
     hits = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and len(hits) == 3 and hits[0]["score"] >= hits[1]["score"]
 
     annotations = small_world / "test.jsonl"
-    code, out, err = run_cli(monkeypatch, capsys, "baseline", "run", index_dir, "--annotations", annotations,
+    code, out, err = run_cli("baseline", "run", index_dir, "--annotations", annotations,
                              "--out", tmp_path / "pred.jsonl")
     assert code == 0, err
     first = json.loads((tmp_path / "pred.jsonl").read_text().splitlines()[0])
     assert len(first["ranking"]) == 12 and first["judgements"][0]["answer"] == "matched"
 
-    code, out, _ = run_cli(monkeypatch, capsys, "eval", "--pred", tmp_path / "pred.jsonl", "--annotations",
+    code, out, _ = run_cli("eval", "--pred", tmp_path / "pred.jsonl", "--annotations",
                            annotations, "--json")
     metrics = json.loads(out)
     assert code == 0 and metrics["vr@100"] == 100.0 and 0 <= metrics["vr@1"] <= 100
 
-    code, out, _ = run_cli(monkeypatch, capsys, "retriever", "oracle-refine", index_dir, "--annotations", annotations,
+    code, out, _ = run_cli("retriever", "oracle-refine", index_dir, "--annotations", annotations,
                            "--limit", "4", "--steps", "3", "--json")
     result = json.loads(out)
     assert code == 0 and result["queries"] == 4 and {"plain_R@1", "oracle_R@1"} <= set(result)
 
 
-def test_index_add_extends_without_rebuild(index_dir: Path, small_world: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = run_cli(monkeypatch, capsys, "index", "add", index_dir, "--videos", small_world / "videos" / "val")
+def test_index_add_extends_without_rebuild(run_cli, index_dir: Path, small_world: Path) -> None:
+    code, out, _ = run_cli("index", "add", index_dir, "--videos", small_world / "videos" / "val")
     assert code == 0 and "now holds 20 videos" in out
 
 
@@ -81,10 +65,9 @@ def test_index_add_extends_without_rebuild(index_dir: Path, small_world: Path, m
         (("world", "generate", "--out", "{tmp}/w", "--size", "huge"), "small"),
     ],
 )
-def test_user_errors_are_one_line_without_traceback(args: tuple[str, ...], fragment: str, index_dir: Path,
-                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture) -> None:
+def test_user_errors_are_one_line_without_traceback(run_cli, args: tuple[str, ...], fragment: str, index_dir: Path,
+                                                    tmp_path: Path) -> None:
     values = {"index": index_dir, "missing": tmp_path / "missing", "tmp": tmp_path}
-    code, _, err = run_cli(monkeypatch, capsys, *(a.format(**values) for a in args))
+    code, _, err = run_cli(*(a.format(**values) for a in args))
     assert code == 2, err
     assert fragment in err and "Traceback" not in err

@@ -20,15 +20,6 @@ def _video(n_frames: int, seed: int) -> VideoFrames:
     return VideoFrames(f"v{seed}", frames, np.arange(n_frames, dtype=np.float32) * 2.0, 2.0 * n_frames)
 
 
-def _perturb(policy: Policy) -> None:
-    """LoRA B and the last SQR layer start at zero; random values make round-trip tests able to fail."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, param in policy.lm.named_parameters():
-            if "lora_B" in name:
-                param.normal_(std=0.05)
-        policy.sqr.refine_projector[3].weight.normal_(std=0.02)
-
 
 @pytest.fixture
 def policy(mini_embedder: MiniEmbedder) -> Policy:
@@ -47,8 +38,8 @@ def test_generates_a_batch_and_refines_into_the_embedder_space(policy: Policy, m
     assert refined.shape == (2, mini_embedder.dim) and torch.isfinite(refined).all()
 
 
-def test_refine_on_the_cache_equals_a_full_recompute(policy: Policy) -> None:
-    _perturb(policy)
+def test_refine_on_the_cache_equals_a_full_recompute(perturb, policy: Policy) -> None:
+    perturb(policy)
     query, video = "the red circle jumps", _video(4, 2)
     turn = policy.generate([query], [video])
     latents = policy.refine(turn)
@@ -63,9 +54,9 @@ def test_refine_on_the_cache_equals_a_full_recompute(policy: Policy) -> None:
     torch.testing.assert_close(latents, policy.sqr.to_embedder(reference), atol=1e-4, rtol=1e-4)
 
 
-def test_checkpoint_round_trip_gives_the_same_outputs(policy: Policy, tmp_path: Path,
+def test_checkpoint_round_trip_gives_the_same_outputs(perturb, policy: Policy, tmp_path: Path,
                                                       mini_embedder: MiniEmbedder) -> None:
-    _perturb(policy)
+    perturb(policy)
     videos = [_video(3, 0), _video(2, 3)]
     before = policy.generate(["q one", "q two"], videos)
     policy.save(tmp_path / "ckpt")

@@ -29,15 +29,6 @@ def _video(n_frames: int, seed: int) -> VideoFrames:
 VIDEOS = [_video(2, 0), _video(5, 1)]
 
 
-def _perturb(policy: Policy) -> None:
-    """LoRA B and the last SQR layer start at zero; random values make equality tests able to fail."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, param in policy.lm.named_parameters():
-            if "lora_B" in name:
-                param.normal_(std=0.05)
-        policy.sqr.refine_projector[3].weight.normal_(std=0.02)
-
 
 @pytest.fixture
 def policy(mini_embedder: MiniEmbedder) -> Policy:
@@ -75,8 +66,8 @@ def _recomputed_latents(policy: Policy, ids: torch.Tensor, video: VideoFrames, n
     return torch.stack(latents, dim=1)
 
 
-def test_refine_on_the_cache_equals_a_full_recompute(policy: Policy) -> None:
-    _perturb(policy)
+def test_refine_on_the_cache_equals_a_full_recompute(perturb, policy: Policy) -> None:
+    perturb(policy)
     turn = policy.generate(QUERIES, VIDEOS)  # left padding and two rope deltas in the cached batch
     latents = policy.refine(turn)
     for row, (query, video) in enumerate(zip(QUERIES, VIDEOS)):
@@ -102,9 +93,9 @@ def test_sft_step_reaches_lora_and_the_sqr_head(policy: Policy) -> None:
     assert any("refine_projector" in n and g is not None and g.abs().sum() > 0 for n, g in grads.items())
 
 
-def test_checkpoint_round_trip_gives_the_same_outputs(policy: Policy, tmp_path: Path,
+def test_checkpoint_round_trip_gives_the_same_outputs(perturb, policy: Policy, tmp_path: Path,
                                                       mini_embedder: MiniEmbedder) -> None:
-    _perturb(policy)
+    perturb(policy)
     before = policy.generate(QUERIES, VIDEOS)
     policy.save(tmp_path / "ckpt")
     loaded = Policy.load(tmp_path / "ckpt", mini_embedder)

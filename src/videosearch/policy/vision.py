@@ -9,6 +9,7 @@ rope delta from the prefill (`QwenCache`).
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,27 +40,27 @@ if TYPE_CHECKING:
 FRAME_TOKEN = "<frame>"
 
 
-class VisionAdapter(nn.Module):
+class VisionAdapter(nn.Module, metaclass=ABCMeta):
     """The preset-specific half of the policy; the LM is passed in so LoRA wrapping stays outside."""
 
     extra_tokens: list[str] = []
     #: (height, width) frames are decoded at for this adapter; None keeps the decoded size
     frame_size: tuple[int, int] | None = None
 
+    @abstractmethod
     def video_text(self, video: VideoFrames) -> str:
         """The prompt text that stands for `video`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def prefill(self, lm: nn.Module, ids: torch.Tensor, mask: torch.Tensor, videos: list[VideoFrames],
                 logits_to_keep: int = 1) -> tuple[object, torch.Tensor, torch.Tensor]:
         """Run the prompt: (cache, final-norm hidden state of the last position (B, H), logits (B, K, V) of the
         last K = `logits_to_keep` positions)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def step(self, lm: nn.Module, cache: object, inputs_embeds: torch.Tensor,
              mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One position on the cache: (hidden (B, H), logits (B, V)); `mask` (B, L + 1) includes it."""
-        raise NotImplementedError
 
     def bind(self, tokenizer: object) -> None:
         """Look up the ids of `extra_tokens` once they are in the vocabulary."""
