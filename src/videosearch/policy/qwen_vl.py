@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from torch import nn
 from transformers import (
     PretrainedConfig,
     PreTrainedTokenizerBase,
@@ -161,19 +162,21 @@ def mm_token_type_ids(input_ids: torch.Tensor, config: PretrainedConfig) -> torc
     return types
 
 
-def qwen3vl_cached_step(model: Qwen3VLForConditionalGeneration, past_key_values: Cache,
+def qwen3vl_step(model: nn.Module, past_key_values: Cache, rope_deltas: torch.Tensor, inputs_embeds: torch.Tensor,
+                 attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One position on the cache: (final-norm hidden (B, H), logits (B, V)); `attention_mask` (B, L + 1) includes
+    it and `rope_deltas` (B, 1) are the prefill's (`get_rope_index`, or `model.model.rope_deltas` after generate)."""
+    # M-RoPE position of a text token after the video: its count of real tokens shifted by the video's delta
+    position = attention_mask[:, :-1].sum(-1, keepdim=True) + rope_deltas.to(attention_mask.device)  # (B, 1)
+    output = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, past_key_values=past_key_values,
+                   position_ids=position[None].expand(3, -1, -1), use_cache=True, output_hidden_states=True)
+    return output.hidden_states[-1][:, -1], output.logits[:, -1]
+
+
+def qwen3vl_cached_step(model: nn.Module, past_key_values: Cache,
                         rope_deltas: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """A single-position forward on the cache, (inputs_embeds (B, 1, H), attention_mask (B, L + 1)) -> final-norm
-    hidden state (B, H); `rope_deltas` (B, 1) is `model.model.rope_deltas` right after the prefill or generate."""
-
-    def step(inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        # M-RoPE position of a text token after the video: its count of real tokens shifted by the video's delta
-        position = attention_mask[:, :-1].sum(-1, keepdim=True) + rope_deltas.to(attention_mask.device)  # (B, 1)
-        output = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, past_key_values=past_key_values,
-                       position_ids=position[None].expand(3, -1, -1), use_cache=True, output_hidden_states=True)
-        return output.hidden_states[-1][:, -1]
-
-    return step
+    """`qwen3vl_step` as a rollout `Step` (the hidden state only)."""
+    return lambda inputs_embeds, mask: qwen3vl_step(model, past_key_values, rope_deltas, inputs_embeds, mask)[0]
 
 
 def tiny_qwen3vl_tokenizer() -> PreTrainedTokenizerFast:

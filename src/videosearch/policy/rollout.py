@@ -24,14 +24,19 @@ def _last_hidden(output: object) -> torch.Tensor:
     return output.hidden_states[-1][:, -1]  # type: ignore[attr-defined]
 
 
+def causal_lm_step(model: torch.nn.Module, past_key_values: Cache, inputs_embeds: torch.Tensor,
+                   attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One position on the cache of a causal LM with rotary positions: (final-norm hidden (B, H), logits (B, V)).
+    Each row's position is its count of real tokens so far, so left padding and masked-out rows stay exact."""
+    position_ids = attention_mask[:, :-1].sum(-1, keepdim=True)
+    output = model(inputs_embeds=inputs_embeds, past_key_values=past_key_values, attention_mask=attention_mask,
+                   position_ids=position_ids, use_cache=True, output_hidden_states=True)
+    return _last_hidden(output), output.logits[:, -1]
+
+
 def cached_step(model: torch.nn.Module, past_key_values: Cache) -> Step:
-    """The `Step` of a causal LM with rotary positions: each row's next position is its count of real tokens."""
-    def step(inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        position_ids = attention_mask[:, :-1].sum(-1, keepdim=True)
-        output = model(inputs_embeds=inputs_embeds, past_key_values=past_key_values, attention_mask=attention_mask,
-                       position_ids=position_ids, use_cache=True, output_hidden_states=True)
-        return _last_hidden(output)
-    return step
+    """`causal_lm_step` as a rollout `Step` (the hidden state only)."""
+    return lambda inputs_embeds, mask: causal_lm_step(model, past_key_values, inputs_embeds, mask)[0]
 
 
 def rollout_latents(

@@ -27,12 +27,13 @@ from videosearch.errors import ConfigError
 from videosearch.policy.qwen_vl import (
     VIDEO_PAD,
     mm_token_type_ids,
+    qwen3vl_step,
     tiny_qwen3vl,
     tiny_qwen3vl_tokenizer,
     video_prompt,
     video_to_qwen_inputs,
 )
-from videosearch.policy.rollout import Step
+from videosearch.policy.rollout import Step, causal_lm_step
 
 if TYPE_CHECKING:
     from videosearch.policy.policy import PolicyConfig
@@ -121,10 +122,7 @@ class MiniVision(VisionAdapter):
 
     def step(self, lm: nn.Module, cache: object, inputs_embeds: torch.Tensor,
              mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        position_ids = mask[:, :-1].sum(-1, keepdim=True)  # each row's count of real tokens so far
-        out = lm(inputs_embeds=inputs_embeds, past_key_values=cache, attention_mask=mask, position_ids=position_ids,
-                 use_cache=True, output_hidden_states=True)
-        return out.hidden_states[-1][:, -1], out.logits[:, -1]
+        return causal_lm_step(lm, cache, inputs_embeds, mask)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -181,11 +179,7 @@ class QwenVision(VisionAdapter):
     def step(self, lm: nn.Module, cache: object, inputs_embeds: torch.Tensor,
              mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         assert isinstance(cache, QwenCache), type(cache)
-        # text after the video: its count of real tokens so far, shifted by the row's rope delta, on all 3 axes
-        position = mask[:, :-1].sum(-1, keepdim=True) + cache.rope_deltas.to(mask.device)  # (B, 1)
-        out = lm(inputs_embeds=inputs_embeds, attention_mask=mask, past_key_values=cache.past_key_values,
-                 position_ids=position[None].expand(3, -1, -1), use_cache=True, output_hidden_states=True)
-        return out.hidden_states[-1][:, -1], out.logits[:, -1]
+        return qwen3vl_step(lm, cache.past_key_values, cache.rope_deltas, inputs_embeds, mask)
 
 
 def _qwen_model(lm: nn.Module) -> Qwen3VLForConditionalGeneration:
