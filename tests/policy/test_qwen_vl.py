@@ -17,7 +17,7 @@ from videosearch.policy.qwen_vl import (
     VIDEO_PAD,
     QwenVideoInputs,
     mm_token_type_ids,
-    qwen3vl_cached_step,
+    qwen3vl_step,
     smart_resize,
     tiny_qwen3vl,
     tiny_qwen3vl_tokenizer,
@@ -197,7 +197,8 @@ def test_cached_latent_steps_equal_one_full_forward(tiny):
         _, deltas = model.model.get_rope_index(input_ids, mm_token_type_ids(input_ids, model.config),
                                                video_grid_thw=grids, attention_mask=mask)
         assert torch.equal(model.model.rope_deltas, deltas) and deltas[0] != deltas[1]
-        step = qwen3vl_cached_step(model, cache, model.model.rope_deltas)
+        deltas = model.model.rope_deltas
+        step = lambda embeds, m: qwen3vl_step(model, cache, deltas, embeds, m)[0]  # noqa: E731
         mask_1 = torch.cat([mask, mask.new_ones(2, 1)], 1)
         h_1 = step(latents[:, :1], mask_1)
         h_2 = step(latents[:, 1:], torch.cat([mask_1, mask.new_ones(2, 1)], 1))
@@ -217,7 +218,8 @@ def test_cached_step_after_generate(tiny):
                              max_new_tokens=3, do_sample=False, return_dict_in_generate=True)
         sequences, cache = out.sequences, out.past_key_values
         assert cache.get_seq_length() == sequences.shape[1] - 1  # the last generated token is not in the cache yet
-        step = qwen3vl_cached_step(model, cache, model.model.rope_deltas)
+        deltas = model.model.rope_deltas
+        step = lambda embeds, m: qwen3vl_step(model, cache, deltas, embeds, m)[0]  # noqa: E731
         seq_mask = torch.cat([mask, mask.new_ones(2, sequences.shape[1] - mask.shape[1])], 1)
         h_last = step(model.get_input_embeddings()(sequences[:, -1:]), seq_mask)
         h_latent = step(latent, torch.cat([seq_mask, mask.new_ones(2, 1)], 1))

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from videosearch.policy.rollout import cached_step, rollout_latents, rollout_latents_recomputed
+from videosearch.policy.rollout import causal_lm_step, rollout_latents, rollout_latents_recomputed
 from videosearch.policy.sqr import SQRHead
 
 
@@ -40,7 +40,8 @@ def test_cached_rollout_equals_full_recompute(tiny_lm: LlamaForCausalLM) -> None
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         out = tiny_lm(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, use_cache=True,
                       output_hidden_states=True)
-        step = cached_step(tiny_lm, out.past_key_values)
+        cache = out.past_key_values
+        step = lambda embeds, m: causal_lm_step(tiny_lm, cache, embeds, m)[0]  # noqa: E731
         cached = rollout_latents(step, head, out.hidden_states[-1][:, -1], mask, 8)
     assert cached.shape == (2, 8, 32) and reference.abs().sum() > 0
     torch.testing.assert_close(cached, reference, atol=1e-5, rtol=1e-4)
@@ -51,6 +52,8 @@ def test_gradients_flow_from_latents_to_the_head(tiny_lm: LlamaForCausalLM) -> N
     embeds = torch.randn(1, 5, 32)
     mask = torch.ones(1, 5, dtype=torch.long)
     out = tiny_lm(inputs_embeds=embeds, attention_mask=mask, use_cache=True, output_hidden_states=True)
-    latents = rollout_latents(cached_step(tiny_lm, out.past_key_values), head, out.hidden_states[-1][:, -1], mask, 4)
+    cache = out.past_key_values
+    step = lambda embeds, m: causal_lm_step(tiny_lm, cache, embeds, m)[0]  # noqa: E731
+    latents = rollout_latents(step, head, out.hidden_states[-1][:, -1], mask, 4)
     head.to_embedder(latents).sum().backward()
     assert head.refine_projector[3].weight.grad is not None and head.refine_projector[3].weight.grad.abs().sum() > 0

@@ -14,7 +14,6 @@ assumed frame rate (the reference labelled subsampled frames as 1 fps).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,12 +170,6 @@ def qwen3vl_step(model: nn.Module, past_key_values: Cache, rope_deltas: torch.Te
     output = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, past_key_values=past_key_values,
                    position_ids=position[None].expand(3, -1, -1), use_cache=True, output_hidden_states=True)
     return output.hidden_states[-1][:, -1], output.logits[:, -1]
-
-
-def qwen3vl_cached_step(model: nn.Module, past_key_values: Cache,
-                        rope_deltas: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """`qwen3vl_step` as a rollout `Step` (the hidden state only)."""
-    return lambda inputs_embeds, mask: qwen3vl_step(model, past_key_values, rope_deltas, inputs_embeds, mask)[0]
 
 
 def tiny_qwen3vl_tokenizer() -> PreTrainedTokenizerFast:

@@ -34,11 +34,6 @@ def causal_lm_step(model: torch.nn.Module, past_key_values: Cache, inputs_embeds
     return _last_hidden(output), output.logits[:, -1]
 
 
-def cached_step(model: torch.nn.Module, past_key_values: Cache) -> Step:
-    """`causal_lm_step` as a rollout `Step` (the hidden state only)."""
-    return lambda inputs_embeds, mask: causal_lm_step(model, past_key_values, inputs_embeds, mask)[0]
-
-
 def rollout_latents(
     step: Step,
     head: SQRHead,
