@@ -57,3 +57,13 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> C
         out, err = capsys.readouterr()
         return code, out, err
     return run
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--kill-rounds", type=int, default=3, help="SIGKILL-and-resume rounds of each kill test.")
+
+
+@pytest.fixture
+def kill_rounds(request: pytest.FixtureRequest) -> int:
+    """How many times a kill test kills its command at a random moment before letting it finish."""
+    return int(request.config.getoption("--kill-rounds"))
