@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from videosearch.errors import IndexMismatchError, VideosearchError
+from videosearch.folders import fsync_tree, swap_in
 from videosearch.index.config import IndexConfig
 
 logger = logging.getLogger(__name__)
@@ -359,47 +360,12 @@ def write_store_dir(path: Path, write_data: Callable[[Path], None], config: dict
         with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2)
             f.write("\n")
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _swap_in(tmp, path)
+    swap_in(tmp, path)
     logger.debug("saved %s store of %d vectors to %s", config.get("backend"), config.get("count", 0), path)
-
-
-def _fsync_tree(root: Path) -> None:
-    """fsyncs every file and directory under root, so the rename publishes data that is on disk."""
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(dirpath))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _swap_in(tmp: Path, path: Path) -> None:
-    """Renames tmp to path; an existing path is renamed aside first and deleted after."""
-    if not path.exists():
-        os.rename(tmp, path)
-        _fsync_dir(path.parent)
-        return
-    old = path.with_name(f"{path.name}.old-{os.getpid()}")
-    if old.exists():
-        shutil.rmtree(old)
-    os.rename(path, old)
-    os.rename(tmp, path)
-    _fsync_dir(path.parent)
-    shutil.rmtree(old)
 
 
 def read_store_config(path: str | os.PathLike[str]) -> dict[str, Any]:
