@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -69,6 +71,73 @@ def test_max_frames_subsamples_uniformly_and_keeps_true_times(ramp_mp4: Path) ->
     assert _frame_indices(video.frames) == picked.tolist()
     np.testing.assert_allclose(video.timestamps_s, picked / NATIVE_FPS)
     assert video.duration_s == pytest.approx(5.0)
+
+
+# VmHWM, the peak resident memory of this process image (ru_maxrss would also count the parent's, from before exec).
+_PEAK_GROWTH_SCRIPT = """
+import re, sys
+from pathlib import Path
+from videosearch.corpus.video import read_frames
+def peak_kib():
+    return int(re.search(r"VmHWM:\\s*(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+before = peak_kib()
+video = read_frames(sys.argv[1], fps=float(sys.argv[2]), max_frames=2, size=(16, 16))
+assert len(video) == 2
+print(peak_kib() - before)
+"""
+
+
+def _peak_growth_bytes(path: Path, fps: float) -> int:
+    """Peak RSS growth of `read_frames(path, fps, max_frames=2)` in a fresh interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_GROWTH_SCRIPT, str(path), str(fps)], capture_output=True, text=True, check=True
+    )
+    return int(done.stdout) * 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads VmHWM from Linux /proc")
+def test_max_frames_memory_does_not_grow_with_the_video_length(tmp_path: Path) -> None:
+    # 720p decodes to 1.4 MB per frame (yuv420p); keeping every sampled frame until the end made a
+    # video three times as long cost 80 more frames of memory, although only 2 small frames come back.
+    height, width, fps, n_short = 720, 1280, 20, 40
+    paths = {}
+    for n_frames in (n_short, 3 * n_short):
+        paths[n_frames] = tmp_path / f"long{n_frames}.mp4"
+        with av.open(str(paths[n_frames]), mode="w") as container:
+            stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+            stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
+            for index in range(n_frames):
+                frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), index, np.uint8), format="rgb24")
+                frame.pts = index
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+    extra_frames_bytes = 2 * n_short * height * width * 3 // 2
+    growth = {n: _peak_growth_bytes(path, fps) for n, path in paths.items()}
+    assert growth[3 * n_short] - growth[n_short] < 0.2 * extra_frames_bytes, growth
+
+
+def test_max_frames_without_a_declared_duration_or_with_a_wrong_one(tmp_path: Path) -> None:
+    # Matroska declares the duration; AVI declares 5 s yet holds a frame less than that at 8 fps, and raw
+    # H.264 declares none: the frames picked are still those of a uniform pick over all sampled frames.
+    for fmt, name in (("matroska", "ramp.mkv"), ("avi", "ramp.avi"), ("h264", "ramp.h264")):
+        path = tmp_path / name
+        with av.open(str(path), mode="w", format=fmt) as container:
+            stream = container.add_stream("libx264", rate=NATIVE_FPS)
+            stream.width = stream.height = 32
+            stream.pix_fmt = "yuv420p"
+            for index, array in enumerate(_ramp_frames()):
+                frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+                frame.pts = index
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+        every = read_frames(path, fps=NATIVE_FPS)
+        for max_frames in (1, 3, 5, len(every), len(every) + 1):
+            capped = read_frames(path, fps=NATIVE_FPS, max_frames=max_frames)
+            picked = np.linspace(0, len(every) - 1, min(max_frames, len(every))).round().astype(int)
+            np.testing.assert_array_equal(capped.frames, every.frames[picked], err_msg=f"{name} {max_frames}")
+            np.testing.assert_array_equal(capped.timestamps_s, every.timestamps_s[picked])
+            if fmt != "h264":  # without a declared duration the frames kept decide it
+                assert capped.duration_s == every.duration_s
 
 
 def test_max_frames_above_the_count_keeps_all(ramp_mp4: Path) -> None:

@@ -16,7 +16,8 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -52,7 +53,9 @@ def read_frames(
     frame is kept once even if it is the first one at or after several targets). If more than
     `max_frames` frames were sampled, `max_frames` of them are picked uniformly
     (`np.linspace` over their indices). Timestamps are always those of the frames kept, never the
-    target times. Only kept frames are converted to RGB arrays.
+    target times. Memory is bounded by the output: only the frames returned are held, as RGB at
+    `size`, picked from the declared duration (the file is decoded a second time when its stream
+    does not match it, or declares none).
 
     Args:
         path: a video file in any format FFmpeg reads (mp4, mkv, webm, avi, mov, ...).
@@ -76,12 +79,19 @@ def read_frames(
     if path.stat().st_size == 0:
         raise VideoReadError(path, "the file is empty (0 bytes); re-download or re-encode it")
     try:
-        with av.open(str(path)) as container:
-            return _sample_container(container, path, fps, max_frames, size)
+        scan = _scan_file(path, fps, max_frames, size, count=None)
+        chosen = range(scan.count) if max_frames is None else _uniform_indices(scan.count, max_frames)
+        if any(i not in scan.kept for i in chosen):
+            # The declared duration misjudged how many frames are sampled (a stream cut short, gaps, or
+            # no duration declared): decode once more, now keeping exactly the chosen frames.
+            scan = _scan_file(path, fps, max_frames, size, count=scan.count)
     except av.error.FFmpegError as err:
         raise VideoReadError(
             path, f"FFmpeg cannot decode it ({err.strerror or err}); the file is truncated or not a video"
         ) from err
+    if any(i not in scan.kept for i in chosen):
+        raise VideoReadError(path, "the stream decodes differently on a second pass; re-encode the file")
+    return _video_frames(path, scan, chosen)
 
 
 def list_videos(folder: str | os.PathLike[str]) -> list[Path]:
@@ -136,59 +146,84 @@ def write_video(path: str | os.PathLike[str], frames: np.ndarray, fps: float) ->
             tmp.unlink()
 
 
-def _sample_container(
-    container: av.container.InputContainer,
-    path: Path,
-    fps: float,
-    max_frames: int | None,
-    size: tuple[int, int] | None,
-) -> VideoFrames:
-    """Sample frames from an open container; see `read_frames`."""
-    if not container.streams.video:
-        raise VideoReadError(path, "the file has no video stream (audio only or not a video)")
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    time_base = stream.time_base
-    start_s = float(stream.start_time * time_base) if stream.start_time is not None and time_base else 0.0
-    step_s = 1.0 / float(stream.average_rate) if stream.average_rate else None
-    declared_s = _declared_duration_s(container, stream)
+@dataclass
+class _Scan:
+    """What one decoding pass saw: the frames kept (sample index -> RGB array and time) and how it ended."""
 
-    # Kept frames stay as decoded (compact YUV) frames when capped, so that only the
-    # `max_frames` finally chosen are converted to RGB arrays.
-    kept: list[av.VideoFrame | np.ndarray] = []
-    times_s: list[float] = []
-    next_target = 0
-    last_s: float | None = None
-    ran_out = True
-    for frame in _decode(container, stream, path):
-        if declared_s is not None and next_target / fps >= declared_s:
-            ran_out = False
-            break
-        time_s = _frame_time_s(frame, time_base, start_s, last_s, step_s)
-        last_s = time_s
-        if time_s * fps < next_target - _TARGET_TOLERANCE:
-            continue
-        kept.append(frame if max_frames is not None else _to_rgb(frame, size))
-        times_s.append(time_s)
-        next_target = math.floor(time_s * fps + _TARGET_TOLERANCE) + 1
+    kept: dict[int, tuple[np.ndarray, float]]
+    count: int  # frames sampled, kept or not
+    last_s: float | None  # time of the last frame decoded
+    ran_out: bool  # the stream ended before reaching its declared duration
+    declared_s: float | None
+    step_s: float | None
 
-    if not kept:
+
+def _scan_file(
+    path: Path, fps: float, max_frames: int | None, size: tuple[int, int] | None, count: int | None
+) -> _Scan:
+    """Decode the file once, keeping (as RGB at `size`) only the sampled frames `read_frames` may return.
+
+    Without `max_frames` every sampled frame is kept. With it, the kept indices are
+    `_uniform_indices(count, max_frames)`, where `count` is the number of sampled frames if known,
+    else the number of sampling targets before the declared duration (none kept if none is declared),
+    so memory is bounded by the output, not by the length of the video.
+    """
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise VideoReadError(path, "the file has no video stream (audio only or not a video)")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        time_base = stream.time_base
+        start_s = float(stream.start_time * time_base) if stream.start_time is not None and time_base else 0.0
+        step_s = 1.0 / float(stream.average_rate) if stream.average_rate else None
+        declared_s = _declared_duration_s(container, stream)
+        if count is None and declared_s is not None:
+            count = _target_count(declared_s, fps)
+        keep = None if max_frames is None else set(_uniform_indices(count or 0, max_frames))
+
+        kept: dict[int, tuple[np.ndarray, float]] = {}
+        sampled = next_target = 0
+        last_s: float | None = None
+        ran_out = True
+        for frame in _decode(container, stream, path):
+            if declared_s is not None and next_target / fps >= declared_s:
+                ran_out = False
+                break
+            time_s = _frame_time_s(frame, time_base, start_s, last_s, step_s)
+            last_s = time_s
+            if time_s * fps < next_target - _TARGET_TOLERANCE:
+                continue
+            if keep is None or sampled in keep:
+                kept[sampled] = (_to_rgb(frame, size), time_s)
+            sampled += 1
+            next_target = math.floor(time_s * fps + _TARGET_TOLERANCE) + 1
+    if sampled == 0:
         raise VideoReadError(path, "no video frame could be decoded; the file is truncated or empty")
-    if declared_s is not None and ran_out and last_s is not None and declared_s - last_s > _TRUNCATION_WARN_S:
+    return _Scan(kept, sampled, last_s, ran_out, declared_s, step_s)
+
+
+def _target_count(declared_s: float, fps: float) -> int:
+    """How many sampling targets k / fps lie before the declared duration (as the decode loop compares them)."""
+    count = max(math.ceil(declared_s * fps) - 1, 0)
+    while count / fps < declared_s:
+        count += 1
+    return count
+
+
+def _video_frames(path: Path, scan: _Scan, chosen: Sequence[int]) -> VideoFrames:
+    """Assemble the chosen kept frames, warning when the stream ends well before its declared duration."""
+    declared_s, last_s = scan.declared_s, scan.last_s
+    if declared_s is not None and scan.ran_out and last_s is not None and declared_s - last_s > _TRUNCATION_WARN_S:
         logger.warning(
             "%s: the stream ends at %.2f s but declares %.2f s; the file may be truncated", path, last_s, declared_s
         )
-    if max_frames is not None:
-        chosen = _uniform_indices(len(kept), max_frames)
-        kept = [_to_rgb(kept[i], size) for i in chosen]
-        times_s = [times_s[i] for i in chosen]
-
+    times_s = [scan.kept[i][1] for i in chosen]
     # Without a declared duration, or one that would put a kept frame past the end, the frames decide it.
-    end_of_frames_s = times_s[-1] + (step_s or 0.0)
+    end_of_frames_s = times_s[-1] + (scan.step_s or 0.0)
     duration_s = declared_s if declared_s is not None and declared_s > times_s[-1] else end_of_frames_s
     return VideoFrames(
         video_id=path.stem,
-        frames=np.stack(kept).astype(np.uint8, copy=False),
+        frames=np.stack([scan.kept[i][0] for i in chosen]).astype(np.uint8, copy=False),
         timestamps_s=np.asarray(times_s, dtype=np.float64),
         duration_s=float(duration_s),
     )
@@ -235,10 +270,8 @@ def _frame_time_s(
     return last_s + (step_s or 0.0)
 
 
-def _to_rgb(frame: av.VideoFrame | np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+def _to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
     """Convert a decoded frame to a uint8 (H, W, 3) RGB array, resized to (height, width) if given."""
-    if isinstance(frame, np.ndarray):
-        return frame
     if size is None:
         return frame.to_ndarray(format="rgb24")
     height, width = size
