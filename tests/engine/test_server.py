@@ -2,14 +2,12 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from videosearch.embed import MiniEmbedder
@@ -161,27 +159,11 @@ def test_a_content_length_that_is_not_a_number_gets_400_json() -> None:
     assert sent[0]["status"] == 400 and "not a number" in json.loads(sent[1]["body"])["error"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def live_server(served: SearchEngine) -> Iterator[str]:
+def live_server(served: SearchEngine, loopback: Callable) -> Iterator[str]:
     """The app on a loopback port (uvicorn in a thread), with a body read timeout of 0.5 s."""
-    port = _free_port()
-    app = create_app(served, body_timeout_s=0.5)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with loopback(create_app(served, body_timeout_s=0.5)) as url:
+        yield url
 
 
 def test_a_client_that_stops_sending_its_body_gets_408(live_server: str) -> None:
