@@ -253,6 +253,97 @@ def test_explicit_format_ignores_the_extension(tmp_path: Path) -> None:
     assert len(read_moments(path, fmt="charades")) == 2
 
 
+# Odd values: each is an AnnotationError naming file:line, which skip_bad leaves out.
+
+ODD_JSON_VALUES = {
+    "int beyond float range": "1" + "0" * 400,  # OverflowError in float() / math.isfinite
+    "5000-digit int": "7" * 5000,  # ValueError: over Python's int-string conversion limit
+    "1e400": "1e400",
+    "NaN": "NaN",
+    "Infinity": "Infinity",
+    "-Infinity": "-Infinity",
+    "nested list": "[[[[[[[[1]]]]]]]]",
+    "string": '"12"',
+    "object": '{"a": 1}',
+    "true": "true",
+    "null": "null",
+}
+_ODD = '"@odd@"'  # stands in the JSON text for the raw odd value
+
+
+def _lines_with_odd_value(fmt: str, odd: str) -> tuple[str, str]:
+    """(file name, text) with a good entry, one holding `odd` (entry 2), and another good entry."""
+    if fmt == "verified":
+        lines = [_verified_line(), _verified_line(desc_id=66, duration="@odd@"), _verified_line(desc_id=67)]
+        return "fig.jsonl", "\n".join(lines).replace(_ODD, odd) + "\n"
+    if fmt == "verified-time":
+        lines = [_verified_line(), _verified_line(desc_id=66, time=[1, "@odd@"]), _verified_line(desc_id=67)]
+        return "fig.jsonl", "\n".join(lines).replace(_ODD, odd) + "\n"
+    if fmt == "didemo":
+        bad = {"video": "v", "description": "x", "times": [[0, "@odd@"]]}
+        return "didemo.json", json.dumps([DIDEMO_RECORDS[0], bad, DIDEMO_RECORDS[1]]).replace(_ODD, odd)
+    if fmt == "didemo-duration":
+        bad = {"video": "v", "description": "x", "times": [[0, 1]], "duration": "@odd@"}
+        return "didemo.json", json.dumps([DIDEMO_RECORDS[0], bad, DIDEMO_RECORDS[1]]).replace(_ODD, odd)
+    assert fmt == "activitynet"
+    videos = list(ACTIVITYNET.items())
+    data = {videos[0][0]: videos[0][1], "v_odd": {"duration": 10, "timestamps": [["@odd@", 2]], "sentences": ["s"]},
+            videos[1][0]: videos[1][1]}
+    return "anet.json", json.dumps(data).replace(_ODD, odd)
+
+
+@pytest.mark.parametrize("odd", sorted(ODD_JSON_VALUES))
+@pytest.mark.parametrize("fmt", ["verified", "verified-time", "didemo", "didemo-duration", "activitynet"])
+def test_odd_json_values_are_our_error_at_their_line(tmp_path: Path, fmt: str, odd: str) -> None:
+    name, text = _lines_with_odd_value(fmt, ODD_JSON_VALUES[odd])
+    path = _write(tmp_path / name, text)
+    with pytest.raises(AnnotationError) as info:
+        read_moments(path)
+    assert str(info.value).startswith(f"{path}:2: "), info.value
+    assert len(str(info.value)) < 300  # a huge value is shortened in the message
+    annotations = read_moments(path, skip_bad=True)
+    assert [number for number, _ in annotations.skipped] == [2]
+    assert len(annotations) == (3 if fmt == "activitynet" else 2)  # ActivityNet: 2 sentences + 1
+
+
+def test_huge_int_desc_id_is_a_valid_qid_and_a_5000_digit_one_is_not(tmp_path: Path) -> None:
+    huge, too_long = "1" + "0" * 400, "7" * 5000
+    lines = [_verified_line(desc_id="@odd@").replace(_ODD, value) for value in (huge, too_long)]
+    path = _write(tmp_path / "fig.jsonl", "\n".join(lines) + "\n")
+    with pytest.raises(AnnotationError, match=rf"^{path}:2: field 'desc_id' must be .*<an integer of 5000 digits>"):
+        read_moments(path)
+    assert [m.qid for m in read_moments(path, skip_bad=True)] == [huge]
+
+
+@pytest.mark.parametrize("value", ["1e400", "nan", "inf", "-inf", "Infinity", "9" * 5000])
+def test_charades_odd_numbers_are_our_error(tmp_path: Path, value: str) -> None:
+    path = _write(tmp_path / "sta.txt", f"AO8RW 0.0 6.9##ok.\nAO8RW 0.0 {value}##odd.\nAO8RW 1.0 2.0##ok.\n")
+    with pytest.raises(AnnotationError, match=rf"^{path}:2: "):
+        read_moments(path)
+    assert [number for number, _ in read_moments(path, skip_bad=True).skipped] == [2]
+
+
+def test_deep_nesting_names_the_line(tmp_path: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000  # deeper than json's recursion limit: RecursionError before
+    lines = [_verified_line(), _verified_line(desc_id=66, time="@odd@").replace(_ODD, deep), _verified_line(desc_id=6)]
+    path = _write(tmp_path / "fig.jsonl", "\n".join(lines) + "\n")
+    with pytest.raises(AnnotationError, match=rf"^{path}:2: invalid JSON \(nested too deeply"):
+        read_moments(path)
+    assert len(read_moments(path, skip_bad=True)) == 2
+    # A whole-file JSON format cannot be read past it, with or without skip_bad: the line of the deepest point.
+    path = _write(tmp_path / "didemo.json", json.dumps(DIDEMO_RECORDS, indent=1).replace("[\n", "[\n" + deep, 1))
+    for skip_bad in (False, True):
+        with pytest.raises(AnnotationError, match=rf"^{path}:2: invalid JSON \(nested too deeply"):
+            read_moments(path, skip_bad=skip_bad)
+
+
+def test_half_a_surrogate_pair_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path / "fig.jsonl", _verified_line() + "\n" + _verified_line(desc_id=66, video="v\ud800") + "\n")
+    with pytest.raises(AnnotationError, match=rf"^{path}:2: the video id .* holds half of a surrogate pair"):
+        read_moments(path)
+    assert len(read_moments(path, skip_bad=True)) == 1
+
+
 def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "missing.jsonl"
     with pytest.raises(AnnotationError, match="no such annotation file") as info:

@@ -144,6 +144,11 @@ def test_mean_turns_and_costs():
     assert math.isnan(mean_total_per_query([]))
 
 
+def test_costs_beyond_float_range_are_infinite_not_an_overflow_error():
+    # Each finite (a predictions file may hold them); math.fsum raised OverflowError on their sum.
+    assert mean_total_per_query([[1e308, 1e308], [1.0]]) == math.inf
+
+
 def test_bootstrap_ci_of_constant_values_is_a_point():
     assert bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0)
 

@@ -180,3 +180,55 @@ def test_every_defect_names_file_and_line(tmp_path, case):
     assert fragment in str(info.value)
     assert isinstance(info.value, VideosearchError)
     assert (info.value.path, info.value.line) == (str(path), 2)
+
+
+ODD_JSON_VALUES = {
+    "int beyond float range": "1" + "0" * 400,  # OverflowError in math.isfinite before
+    "5000-digit int": "7" * 5000,  # ValueError: over Python's int-string conversion limit
+    "1e400": "1e400",
+    "NaN": "NaN",
+    "-Infinity": "-Infinity",
+    "nested list": "[[[[[[[[1]]]]]]]]",
+    "object": '{"a": 1}',
+}
+ODD_PLACES = {
+    "seconds": ("judgements", 1, "seconds"),
+    "span end": ("judgements", 1, "span"),
+    "generated_tokens": ("judgements", 1, "generated_tokens"),
+    "top-level extra": (None, None, "method"),
+    "judgement extra": ("judgements", 0, "think"),
+}
+
+
+def _line_with_odd_value(place: str, odd: str) -> str:
+    record = good_record("q2")
+    container, index, key = ODD_PLACES[place]
+    target = record if container is None else record[container][index]
+    target[key] = [1.0, "@odd@"] if key == "span" else "@odd@"
+    return json.dumps(record).replace('"@odd@"', odd)
+
+
+@pytest.mark.parametrize("odd", sorted(ODD_JSON_VALUES))
+@pytest.mark.parametrize("place", sorted(ODD_PLACES))
+def test_odd_values_are_our_error_at_their_line_or_read_and_write_back(tmp_path, place, odd):
+    path = tmp_path / "pred.jsonl"
+    line = _line_with_odd_value(place, ODD_JSON_VALUES[odd])
+    path.write_text(json.dumps(good_record("q1")) + "\n" + line + "\n" + json.dumps(good_record("q3")) + "\n")
+    try:
+        preds = read_predictions(path)
+    except PredictionError as exc:
+        assert str(exc).startswith(f"{path}:2: ") and len(str(exc)) < 300, exc
+        return
+    # Accepted only in an extra field, and only what JSON can store: a resumed run writes it back unchanged.
+    assert "extra" in place and odd in ("int beyond float range", "nested list", "object"), (place, odd)
+    write_predictions(path, preds)
+    assert read_predictions(path) == preds
+
+
+def test_deep_nesting_is_our_error_at_its_line(tmp_path):
+    path = tmp_path / "pred.jsonl"
+    deep = "[" * 100_000 + "]" * 100_000  # RecursionError in json.loads before
+    for line in (deep, _line_with_odd_value("top-level extra", deep), "[" * 900 + "]" * 900):
+        path.write_text(json.dumps(good_record("q1")) + "\n" + line + "\n")
+        with pytest.raises(PredictionError, match=rf"^{re.escape(str(path))}:2: "):
+            read_predictions(path)

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import reprlib
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -33,6 +34,7 @@ from typing import Any
 
 from videosearch.corpus.types import Moment
 from videosearch.errors import AnnotationError, ConfigError
+from videosearch.jsontext import loads
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,10 @@ DIDEMO_DEFAULT_DURATION_S = 30.0
 
 # Fields write_verified fills from the Moment; `extra` may not override them.
 _VERIFIED_CORE_FIELDS = ("video", "time", "desc_id", "duration", "fig_desc")
+
+# Values quoted in messages are shortened, so a huge or deeply nested value gives a one-line message.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
 
 
 @dataclass
@@ -125,6 +131,8 @@ def read_moments(
 
     annotations = Annotations(moments=[])
     for number, entry in entries:
+        if isinstance(entry, Moment):
+            entry = _unicode_checked(entry)
         if isinstance(entry, Moment):
             annotations.moments.append(entry)
         elif skip_bad:
@@ -223,7 +231,7 @@ def _detect_format(path: Path, fmt: str) -> tuple[str, Any]:
 def _load_json(path: Path) -> Any:
     """Parse a whole JSON file, turning decode errors into AnnotationError with the line."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
         raise AnnotationError(path, None, f"not UTF-8 text ({err.reason}); re-save it as UTF-8") from err
     except json.JSONDecodeError as err:
@@ -249,7 +257,7 @@ def _verified_entries(path: Path, query_field: str) -> Iterator[tuple[int, Momen
             yield number, line
             continue
         try:
-            record = json.loads(line)
+            record = loads(line)
             yield number, _verified_moment(record, query_field)
         except json.JSONDecodeError as err:
             yield number, _Malformed(f"invalid JSON ({err.msg}, column {err.colno})")
@@ -262,7 +270,7 @@ def _verified_moment(record: Any, query_field: str) -> Moment:
     _require_object(record)
     desc_id = _get(record, "desc_id")
     if isinstance(desc_id, bool) or not isinstance(desc_id, (int, str)) or desc_id == "":
-        raise _Malformed(f"field 'desc_id' must be an int or a non-empty string, got {desc_id!r}")
+        raise _Malformed(f"field 'desc_id' must be an int or a non-empty string, got {_show(desc_id)}")
     start_s, end_s = _span(_get(record, "time"), "time")
     return Moment(
         qid=str(desc_id),
@@ -296,7 +304,8 @@ def _charades_moment(line: str, qid: str, durations: Mapping[str, float]) -> Mom
     try:
         start_s, end_s = float(start_text), float(end_text)
     except ValueError as err:
-        raise _Malformed(f"start and end must be numbers (seconds), got {start_text!r} {end_text!r}") from err
+        got = f"{_show(start_text)} {_show(end_text)}"
+        raise _Malformed(f"start and end must be numbers (seconds), got {got}") from err
     start_s, end_s = _span([start_s, end_s], "start/end")
     query = sentence.strip()
     if not query:
@@ -318,29 +327,32 @@ def _didemo_moment(record: Any, record_qid: str) -> Moment:
     _require_object(record)
     times = _get(record, "times")
     if not isinstance(times, list) or not times:
-        raise _Malformed(f"field 'times' must be a non-empty list of [first, last] segment pairs, got {times!r}")
+        raise _Malformed(f"field 'times' must be a non-empty list of [first, last] segment pairs, got {_show(times)}")
     pairs = []
     for pair in times:
         if (
             not isinstance(pair, list) or len(pair) != 2
             or not all(isinstance(i, int) and not isinstance(i, bool) for i in pair)
         ):
-            raise _Malformed(f"field 'times' must hold [first, last] segment index pairs (ints), got {pair!r}")
+            raise _Malformed(f"field 'times' must hold [first, last] segment index pairs (ints), got {_show(pair)}")
         if pair[0] < 0 or pair[0] > pair[1]:
             raise _Malformed(f"segment pair {pair} must have 0 <= first <= last")
         pairs.append((pair[0], pair[1]))
     counts = Counter(pairs)
     first, last = max(pairs, key=counts.__getitem__)  # max keeps the first of equal counts
+    start_s, end_s = _number(first), _number(last)
+    if start_s is None or end_s is None or not math.isfinite(DIDEMO_SEGMENT_S * (end_s + 1)):
+        raise _Malformed(f"segment pair {_show([first, last])} is too large to be a time in seconds")
     qid = record.get("annotation_id", record_qid)
     if isinstance(qid, bool) or not isinstance(qid, (int, str)) or qid == "":
-        raise _Malformed(f"field 'annotation_id' must be an int or a non-empty string, got {qid!r}")
+        raise _Malformed(f"field 'annotation_id' must be an int or a non-empty string, got {_show(qid)}")
     duration_s = _duration(record["duration"]) if "duration" in record else DIDEMO_DEFAULT_DURATION_S
     return Moment(
         qid=str(qid),
         query=_text(record, "description"),
         video_id=_text(record, "video"),
-        start_s=DIDEMO_SEGMENT_S * first,
-        end_s=DIDEMO_SEGMENT_S * (last + 1),
+        start_s=DIDEMO_SEGMENT_S * start_s,
+        end_s=DIDEMO_SEGMENT_S * (end_s + 1),
         duration_s=duration_s,
     )
 
@@ -355,16 +367,26 @@ def _activitynet_entries(path: Path, videos: dict[str, Any]) -> Iterator[tuple[i
             if not (isinstance(timestamps, list) and isinstance(sentences, list)) or len(timestamps) != len(sentences):
                 raise _Malformed("'timestamps' and 'sentences' must be lists of the same length")
         except _Malformed as err:
-            yield number, _Malformed(f"video {video_id!r}: {err}")
+            yield number, _Malformed(f"video {_show(video_id)}: {err}")
             continue
         for i, (span, sentence) in enumerate(zip(timestamps, sentences, strict=True)):
             try:
                 start_s, end_s = _span(span, f"timestamps[{i}]")
                 if not isinstance(sentence, str) or not sentence.strip():
-                    raise _Malformed(f"sentences[{i}] must be a non-empty string, got {sentence!r}")
+                    raise _Malformed(f"sentences[{i}] must be a non-empty string, got {_show(sentence)}")
                 yield number, Moment(f"{video_id}#{i}", sentence.strip(), video_id, start_s, end_s, duration_s)
             except _Malformed as err:
-                yield number, _Malformed(f"video {video_id!r}: {err}")
+                yield number, _Malformed(f"video {_show(video_id)}: {err}")
+
+
+def _unicode_checked(moment: Moment) -> Moment | _Malformed:
+    """The moment, or a _Malformed if a JSON escape left half a surrogate pair in its text (tokenizers refuse it)."""
+    for name, text in (("query id", moment.qid), ("query", moment.query), ("video id", moment.video_id)):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return _Malformed(f"the {name} {_show(text)} holds half of a surrogate pair; fix its \\u escape")
+    return moment
 
 
 def _require_object(record: Any) -> None:
@@ -384,15 +406,24 @@ def _text(record: dict[str, Any], key: str) -> str:
     """A required non-empty string field, stripped."""
     value = _get(record, key)
     if not isinstance(value, str) or not value.strip():
-        raise _Malformed(f"field '{key}' must be a non-empty string, got {value!r}")
+        raise _Malformed(f"field '{key}' must be a non-empty string, got {_show(value)}")
     return value.strip()
 
 
+def _show(value: Any) -> str:
+    """A short repr of a value read from the file, for messages."""
+    return _SHORT.repr(value)
+
+
 def _number(value: Any) -> float | None:
-    """A finite JSON number as float, else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    """A finite JSON number as float, else None (also for an integer beyond float range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _span(value: Any, name: str) -> tuple[float, float]:
@@ -401,9 +432,9 @@ def _span(value: Any, name: str) -> tuple[float, float]:
     if isinstance(value, list) and len(value) == 2:
         start_s, end_s = _number(value[0]), _number(value[1])
     if start_s is None or end_s is None:
-        raise _Malformed(f"'{name}' must be [start, end] in seconds (two numbers), got {value!r}")
+        raise _Malformed(f"'{name}' must be [start, end] in seconds (two numbers), got {_show(value)}")
     if start_s < 0 or end_s < 0:
-        raise _Malformed(f"'{name}' has a negative time: {value!r}")
+        raise _Malformed(f"'{name}' has a negative time: {_show(value)}")
     if start_s > end_s:
         raise _Malformed(f"'{name}' has start {start_s} > end {end_s}")
     return start_s, end_s
@@ -413,5 +444,5 @@ def _duration(value: Any) -> float:
     """A duration in seconds: a finite number > 0; raises _Malformed."""
     duration_s = _number(value)
     if duration_s is None or duration_s <= 0:
-        raise _Malformed(f"field 'duration' must be a number of seconds > 0, got {value!r}")
+        raise _Malformed(f"field 'duration' must be a number of seconds > 0, got {_show(value)}")
     return duration_s

@@ -243,7 +243,15 @@ def mean_total_per_query(values_per_query: Sequence[Sequence[float]]) -> float:
     Returns:
         ``mean_q sum_t values[q][t]``; NaN for no queries.
     """
-    return _mean(np.array([math.fsum(values) for values in values_per_query], dtype=np.float64))
+    return _mean(np.array([_total(values) for values in values_per_query], dtype=np.float64))
+
+
+def _total(values: Sequence[float]) -> float:
+    """The exact sum (math.fsum), or +-inf where it lies beyond float range (fsum raises OverflowError there)."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return float(sum(float(value) for value in values))
 
 
 def bootstrap_ci(

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import reprlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any, TypeGuard
 
 from videosearch.errors import VideosearchError
+from videosearch.jsontext import loads
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +172,7 @@ def read_predictions(path: str | os.PathLike[str], *, allow_truncated_tail: bool
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = loads(line)
         except json.JSONDecodeError as exc:
             if allow_truncated_tail and lineno == len(lines) and not text.endswith("\n"):
                 log.warning("%s:%d: dropping a truncated last line (an interrupted writer)", path, lineno)
@@ -212,7 +214,7 @@ def _parse_prediction(record: object) -> Prediction:
         ranking_turn1=_str_list(record["ranking_turn1"], "ranking_turn1"),
         ranking=_str_list(record["ranking"], "ranking"),
         judgements=[_parse_judgement(item, f"judgements[{i}]") for i, item in enumerate(judgements)],
-        extra={key: value for key, value in record.items() if key not in PREDICTION_FIELDS},
+        extra=_writable_extra(record, PREDICTION_FIELDS, ""),
     )
 
 
@@ -230,7 +232,7 @@ def _parse_judgement(item: object, where: str) -> Judgement:
         generated_tokens=_count(item["generated_tokens"], f"{where}.generated_tokens"),
         latent_steps=_count(item["latent_steps"], f"{where}.latent_steps"),
         seconds=_seconds(item["seconds"], f"{where}.seconds"),
-        extra={key: value for key, value in item.items() if key not in JUDGEMENT_FIELDS},
+        extra=_writable_extra(item, JUDGEMENT_FIELDS, f"{where}."),
     )
 
 
@@ -238,6 +240,21 @@ def _require_fields(record: dict[str, Any], names: tuple[str, ...], prefix: str)
     missing = [name for name in names if name not in record]
     if missing:
         raise ValueError(f"missing field(s) {', '.join(repr(prefix + name) for name in missing)}")
+
+
+def _writable_extra(record: dict[str, Any], known: tuple[str, ...], prefix: str) -> dict[str, Any]:
+    """The fields beyond `known`, each checked to write back as strict JSON (a resumed run rewrites them)."""
+    extra = {key: value for key, value in record.items() if key not in known}
+    for key, value in extra.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError as exc:
+            raise ValueError(f"'{prefix}{key}' holds NaN or an infinite number, which JSON cannot store") from exc
+        except TypeError as exc:
+            raise ValueError(f"'{prefix}{key}' holds an integer too long to read ({_describe(value)})") from exc
+        except RecursionError as exc:
+            raise ValueError(f"'{prefix}{key}' is nested too deeply to write back") from exc
+    return extra
 
 
 def _str(value: object, where: str) -> str:
@@ -260,7 +277,12 @@ def _str_list(value: object, where: str) -> list[str]:
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float range
+        return False
 
 
 def _span(value: object, where: str) -> tuple[float, float] | None:
@@ -272,8 +294,9 @@ def _span(value: object, where: str) -> tuple[float, float] | None:
 
 
 def _count(value: object, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"'{where}' must be a non-negative integer, got {_describe(value)}")
+    # Bounded like an int64, so that reports can sum and average counts as floats.
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        raise ValueError(f"'{where}' must be a non-negative integer below 2**63, got {_describe(value)}")
     return value
 
 
@@ -284,5 +307,8 @@ def _seconds(value: object, where: str) -> float:
 
 
 def _describe(value: object) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except RecursionError:  # nested almost as deep as the parser allows
+        text = reprlib.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
