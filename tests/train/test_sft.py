@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from videosearch.engine import SearchEngine
 from videosearch.errors import ConfigError
 from videosearch.policy.policy import Policy, PolicyConfig
+from videosearch.train import sft
 from videosearch.train.sft import SFTConfig, info_nce, train_sft
 from videosearch.train.sft_data import build_world_sft_data, write_sft_examples
 
@@ -52,11 +55,11 @@ def sft_inputs(small_world: Path, engine: SearchEngine, tmp_path: Path) -> tuple
 
 
 def _config(data: Path, index: Path, out: Path, **values: object) -> SFTConfig:
-    policy = PolicyConfig(preset="tiny-mini", n_latents=3, max_new_tokens=4)
     # 10 of the 12 videos as negatives: the untrained tower scores a family's videos almost alike, so the
     # ambiguity filter drops the nearest ones
-    return SFTConfig(data=str(data), index=str(index), out=str(out), policy=policy, batch_size=2, save_every=1,
-                     warmup_steps=1, negatives=10, **values)  # type: ignore[arg-type]
+    defaults = {"policy": PolicyConfig(preset="tiny-mini", n_latents=3, max_new_tokens=4), "batch_size": 2,
+                "save_every": 1, "warmup_steps": 1, "negatives": 10}
+    return SFTConfig(data=str(data), index=str(index), out=str(out), **{**defaults, **values})  # type: ignore
 
 
 def test_sft_trains_checkpoints_what_it_trains_and_resumes(sft_inputs: tuple[Path, Path], tmp_path: Path,
@@ -95,3 +98,114 @@ def test_sft_input_errors_are_clear(sft_inputs: tuple[Path, Path], tmp_path: Pat
         train_sft(_config(data, other, tmp_path / "out"))
     with pytest.raises(ConfigError, match="batch_size"):
         SFTConfig(batch_size=0)
+
+
+class Killed(BaseException):
+    """A simulated SIGKILL: a BaseException, so no handler of the trainer runs after it."""
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    """Every trained tensor of a checkpoint: the heads and the LoRA adapter."""
+    return {**load_file(folder / "policy_heads.safetensors"),
+            **{f"lora.{k}": v for k, v in load_file(folder / "adapter" / "adapter_model.safetensors").items()}}
+
+
+def _log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def _kill_in_step(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
+    """Die in the `call`-th training step, after the log's last line was cut in the middle of its writing."""
+    real, calls = sft._step, []
+
+    def step(*args: object) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(1)
+        if len(calls) == call:
+            out = Path(args[-2].out)  # type: ignore[attr-defined]
+            with (out / "log.jsonl").open("a") as log:
+                log.write('{"step": 99, "epo')
+            raise Killed
+        return real(*args)  # type: ignore[arg-type]
+    monkeypatch.setattr(sft, "_step", step)
+
+
+def _kill_between_renames(monkeypatch: pytest.MonkeyPatch, replacement: int) -> None:
+    """Die between the two renames of the `replacement`-th save over an existing `last`: `last` is set aside."""
+    real, aside = os.rename, []
+
+    def rename(src: object, dst: object) -> None:
+        if Path(dst).name == "last" and aside and not Path(dst).exists():
+            if len(aside) == replacement:
+                raise Killed
+        if Path(src).name == "last":
+            aside.append(src)
+        real(src, dst)  # type: ignore[arg-type]
+    monkeypatch.setattr(os, "rename", rename)
+
+
+def _kill_while_saving_state(monkeypatch: pytest.MonkeyPatch, save: int) -> None:
+    """Die in the middle of writing the `save`-th optimizer state: half of the file is on disk."""
+    real, saves = torch.save, []
+
+    def save_state(obj: object, path: object, *args: object, **kwargs: object) -> None:
+        saves.append(1)
+        real(obj, path, *args, **kwargs)  # type: ignore[arg-type]
+        if len(saves) == save:
+            os.truncate(path, os.path.getsize(path) // 2)  # type: ignore[arg-type]
+            raise Killed
+    monkeypatch.setattr(torch, "save", save_state)
+
+
+def test_a_run_killed_anywhere_resumes_to_the_weights_and_log_of_a_run_never_killed(
+        sft_inputs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data, index = sft_inputs
+    # 2 epochs of 3 steps, a checkpoint every 2; dropout so high that a random state not restored shows
+    values = {"epochs": 2, "save_every": 2, "policy": PolicyConfig(preset="tiny-mini", n_latents=3, max_new_tokens=4,
+                                                                 lora_dropout=0.5)}
+    train_sft(_config(data, index, tmp_path / "never_killed", **values))
+    out = tmp_path / "killed"
+    kills = [(_kill_in_step, 4),  # steps 1-3 logged, `last` at step 2, the log's last line cut
+             (_kill_between_renames, 1),  # resumed at 2, killed as step 4 replaces `last`
+             (_kill_while_saving_state, 1)]  # resumed at 4, killed writing step 6's state
+    for kill, when in kills:
+        with monkeypatch.context() as patch:
+            kill(patch, when)
+            with pytest.raises(Killed):
+                train_sft(_config(data, index, out, **values))
+    train_sft(_config(data, index, out, **values))
+    expected, log = _log(tmp_path / "never_killed"), _log(out)
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6], "every step logged once, the cut line dropped"
+    assert [r["ce"] for r in log] == pytest.approx([r["ce"] for r in expected], abs=2e-4)
+    reference, resumed = _weights(tmp_path / "never_killed" / "final"), _weights(out / "final")
+    assert reference.keys() == resumed.keys()
+    for name in reference:
+        torch.testing.assert_close(resumed[name], reference[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "final", "last", "log.jsonl"], "no leftovers"
+
+
+class _RunsCode:
+    """Unpickling this object runs code: it creates the file `path`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return Path.touch, (self.path,)
+
+
+def test_the_resume_state_loads_without_pickle_and_a_pickled_object_is_refused(
+        sft_inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    data, index = sft_inputs
+    out = tmp_path / "run"
+    train_sft(_config(data, index, out, epochs=1, max_examples=4))
+    state_file = out / "last" / sft.STATE_FILE
+    state = torch.load(state_file, weights_only=True)  # the optimizer and scheduler state load without pickle
+    assert state["step"] == 2 and state["scheduler"]["last_epoch"] == 2 and state["optimizer"]["state"]
+    state["note"] = _RunsCode(tmp_path / "code_ran")
+    torch.save(state, state_file)
+    with pytest.raises(sft.CheckpointError, match=f"{state_file}.*cannot be loaded safely"):
+        train_sft(_config(data, index, out, epochs=2, max_examples=4))
+    assert not (tmp_path / "code_ran").exists(), "nothing of the checkpoint ran"
+    state_file.write_bytes(state_file.read_bytes()[:100])  # damaged: our own error, naming the file
+    with pytest.raises(sft.CheckpointError, match=f"{state_file}.*delete"):
+        train_sft(_config(data, index, out, epochs=2, max_examples=4))

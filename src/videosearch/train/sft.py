@@ -1,7 +1,7 @@
 """Stage 1: supervised fine-tuning of the policy, cross-entropy on the assistant text + InfoNCE on q'.
 
     config = load_config(SFTConfig, "configs/mini.yaml", "sft")
-    train_sft(config)          # resumes from `<out>/last` when it exists
+    train_sft(config)          # resumes from `<out>/last` when it exists, exactly (same weights)
 
 For each example whose target ends with `<REFINE>`, the latents rolled out on the teacher-forced cache are
 inserted into the query; q' = embed_text_with_latents(query, latents) must rank the ground-truth video above
@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import pickle
+import random
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -27,7 +30,8 @@ from videosearch.agent.videos import VideoCache
 from videosearch.config import save_config
 from videosearch.embed.base import Embedder
 from videosearch.engine import SearchEngine
-from videosearch.errors import ConfigError
+from videosearch.errors import ConfigError, VideosearchError
+from videosearch.folders import check_replaceable, fsync_dir, fsync_tree, swap_in
 from videosearch.policy.policy import Policy, PolicyConfig
 from videosearch.policy.rollout import rollout_latents
 from videosearch.progress import progress, track
@@ -37,6 +41,11 @@ logger = logging.getLogger(__name__)
 LAST = "last"
 FINAL = "final"
 STATE_FILE = "trainer_state.pt"
+LOG_FILE = "log.jsonl"  # also the mark of an SFT run's folder: `out` is only ever replaced when it holds one
+
+
+class CheckpointError(VideosearchError):
+    """A resume checkpoint that is incomplete, damaged or holds more than tensors and plain values."""
 
 
 @dataclass
@@ -120,13 +129,18 @@ def _load_inputs(config: SFTConfig) -> tuple[list[SFTExample], SearchEngine]:
 
 
 def train_sft(config: SFTConfig) -> Path:
-    """Train, checkpointing `<out>/last` every `save_every` steps and `<out>/final` at the end; returns the latter."""
+    """Train, checkpointing `<out>/last` every `save_every` steps and `<out>/final` at the end; returns the latter.
+
+    A run killed at any point and started again resumes from its newest complete checkpoint with the log cut
+    back to that step and every random state restored, so it ends with the weights of a run never killed.
+    """
     examples, engine = _load_inputs(config)
     out = Path(config.out)  # type: ignore[arg-type]
+    check_replaceable(out, LOG_FILE, "SFT run")
     torch.manual_seed(config.seed)
     embedder = engine.embedder
-    resume = out / LAST / STATE_FILE
-    policy = (Policy.load(out / LAST, embedder, trainable=True) if resume.exists()
+    checkpoint = _recover_checkpoint(out)
+    policy = (Policy.load(checkpoint, embedder, trainable=True) if checkpoint
               else Policy.create(config.policy, embedder).train())
     for module in (getattr(embedder, "text", None), getattr(embedder, "video", None)):
         if isinstance(module, torch.nn.Module):
@@ -135,14 +149,12 @@ def train_sft(config: SFTConfig) -> Path:
     steps_per_epoch = math.ceil(len(examples) / config.batch_size)
     total = steps_per_epoch * config.epochs
     scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, total)
-    step = 0
-    if resume.exists():
-        state = torch.load(resume, weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
-        logger.info("resuming from %s at step %d of %d", out / LAST, step, total)
+    generator = torch.Generator().manual_seed(config.seed)
+    step = _load_state(checkpoint / STATE_FILE, optimizer, scheduler, generator) if checkpoint else 0
+    if checkpoint:
+        logger.info("resuming from %s at step %d of %d", checkpoint, step, total)
     out.mkdir(parents=True, exist_ok=True)
+    _truncate_log(out / LOG_FILE, step)  # first, so that the folder is marked as ours before anything else
     save_config(config, out / "config.yaml")
 
     ids = engine.video_ids
@@ -151,8 +163,7 @@ def train_sft(config: SFTConfig) -> Path:
     videos = VideoCache(engine, policy.config, policy.vision.frame_size)
     for video_id in track(sorted({e.video_id for e in examples}), "decoding videos"):
         videos[video_id]
-    generator = torch.Generator().manual_seed(config.seed)
-    log = (out / "log.jsonl").open("a")
+    log = (out / LOG_FILE).open("a", encoding="utf-8")
     with progress() as bar:
         task = bar.add_task("SFT", total=total, completed=step)
         while step < total:
@@ -168,15 +179,18 @@ def train_sft(config: SFTConfig) -> Path:
             optimizer.step()
             scheduler.step()
             step += 1
-            record = {"step": step, "epoch": epoch, "ce": round(float(ce), 4), "infonce": round(float(nce), 4),
-                      "lr": scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - started, 3)}
+            record = {"step": step, "epoch": epoch, "ce": round(float(ce.detach()), 4),
+                      "infonce": round(float(nce.detach()), 4), "lr": scheduler.get_last_lr()[0],
+                      "seconds": round(time.perf_counter() - started, 3)}
             log.write(json.dumps(record) + "\n")
             log.flush()
             bar.update(task, advance=1, description=f"SFT ce {record['ce']:.3f} infonce {record['infonce']:.3f}")
             if step % config.save_every == 0 or step == total:
-                _save(policy, optimizer, scheduler, step, out / LAST)
+                state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                         "step": step, "rng": _rng_state(generator)}
+                _save(policy, out / LAST, state)
     log.close()
-    policy.save(out / FINAL)
+    _save(policy, out / FINAL)
     return out / FINAL
 
 
@@ -200,15 +214,106 @@ def _step(policy: Policy, embedder: Embedder, batch: list[SFTExample], videos: V
     return out.ce_loss, info_nce(refined, original, video_vectors, positives, shown, config, generator)
 
 
-def _save(policy: Policy, optimizer: torch.optim.Optimizer, scheduler: object, step: int, folder: Path) -> None:
-    """Atomically replace `folder` with the trained weights and the optimizer state needed to resume."""
+def _save(policy: Policy, folder: Path, state: dict | None = None) -> None:
+    """Replace `folder` by the trained weights (and `state`, to resume), written beside it and swapped in.
+
+    The state file is renamed into place last, so a folder holding it is a complete checkpoint.
+    """
     tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    if tmp.exists():
+        shutil.rmtree(tmp)  # an earlier save's leftover, cut short by a kill
     policy.save(tmp)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),  # type: ignore[attr-defined]
-                "step": step}, tmp / STATE_FILE)
-    old = folder.with_name(f".{folder.name}.old")
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    if state is not None:
+        torch.save(state, tmp / f"{STATE_FILE}.part")
+    fsync_tree(tmp)
+    if state is not None:
+        os.rename(tmp / f"{STATE_FILE}.part", tmp / STATE_FILE)
+        fsync_dir(tmp)
+    swap_in(tmp, folder)
+
+
+def _recover_checkpoint(out: Path) -> Path | None:
+    """`<out>/last`, once a save a kill cut between its renames is finished; None when no checkpoint is complete."""
+    last, tmp = out / LAST, out / f".{LAST}.tmp"
+    aside = sorted(out.glob(f"{LAST}.old-*"))  # what `swap_in` renamed aside
+    if last.exists() and not (last / STATE_FILE).is_file():
+        raise CheckpointError(f"{last} is not a complete checkpoint (no {STATE_FILE}): restore it, or delete it "
+                              "to train again from step 0")
+    if not last.exists():
+        source = next((c for c in (tmp, *aside) if (c / STATE_FILE).is_file()), None)
+        if source is None:
+            return None
+        logger.warning("finishing a checkpoint save that was interrupted: %s becomes %s", source, last)
+        os.rename(source, last)
+        fsync_dir(out)
+    for leftover in (tmp, *aside):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    return last
+
+
+def _load_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: object, generator: torch.Generator) -> int:
+    """Restore the optimizer, the schedule and the random states saved with a checkpoint; returns its step."""
+    try:
+        # weights_only: tensors and plain values only, so a swapped checkpoint cannot run code
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"{path} cannot be loaded safely: it holds more than tensors and plain values, or it "
+                              f"is damaged ({str(exc).splitlines()[0][:200]}); restore it, or delete {path.parent} "
+                              "to train again from step 0") from None
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])  # type: ignore[attr-defined]
+        step = int(state["step"])
+        if "rng" in state:
+            _set_rng_state(state["rng"], generator)
+        else:
+            logger.warning("%s holds no random state (saved by an older version): the resumed run will not "
+                           "repeat an uninterrupted one exactly", path)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} does not hold the trainer state of this run ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200]}); restore it, or delete {path.parent} to train "
+                              "again from step 0") from None
+    return step
+
+
+def _rng_state(generator: torch.Generator) -> dict:
+    """Every random state a step draws from (dropout, negatives' fill), as tensors and plain values."""
+    _, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # type: ignore[misc]
+    return {"python": random.getstate(), "numpy": {"key": torch.from_numpy(key.astype(np.int64)), "pos": pos,
+                                                   "has_gauss": has_gauss, "gauss": gauss},
+            "torch": torch.get_rng_state(), "generator": generator.get_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng_state(state: dict, generator: torch.Generator) -> None:
+    random.setstate(state["python"])
+    numpy = state["numpy"]
+    np.random.set_state(("MT19937", numpy["key"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"],
+                         numpy["gauss"]))
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["generator"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the log's records up to `step`, the checkpoint's: the resumed run writes the later ones again."""
+    kept = []
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n") if path.exists() else []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            break  # the end, or a line a kill cut short
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int) or record["step"] > step:
+            break
+        kept.append(line)
+    dropped = sum(1 for line in lines if line.strip()) - len(kept)
+    if dropped and step == 0:
+        logger.warning("%s holds no complete checkpoint: training starts again from step 0", path.parent)
+    elif dropped:
+        logger.info("%s: dropping %d records after step %d, which are trained again", path, dropped, step)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    os.replace(tmp, path)
