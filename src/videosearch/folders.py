@@ -1,12 +1,21 @@
-"""Folders we write: refuse to replace what is not ours, fsync what we publish, swap folders in by rename."""
+"""Folders we write: refuse to replace what is not ours, fsync what we publish, swap folders in by rename.
+
+A writer builds `NAME.tmp-PID` beside the target, fsyncs it and calls `swap_in`, which renames the target aside to
+`NAME.old-PID` and the temporary folder in. A writer killed on the way leaves those siblings: `recover_swap`
+restores a target lost between the two renames, `clean_leftovers` deletes what writers that no longer run left.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
 from videosearch.errors import VideosearchError
+
+logger = logging.getLogger(__name__)
 
 
 class FolderInUseError(VideosearchError):
@@ -60,3 +69,72 @@ def swap_in(tmp: Path, path: Path) -> None:
     os.rename(tmp, path)
     fsync_dir(path.parent)
     shutil.rmtree(old)
+
+
+def tmp_sibling(path: Path) -> Path:
+    """The temporary folder this process builds `path` in before `swap_in` publishes it."""
+    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+
+
+def _leftovers(path: Path) -> list[tuple[str, Path, int]]:
+    """(kind, folder, writer pid) of every `NAME.tmp-PID` and `NAME.old-PID` sibling of `path`."""
+    pattern = re.compile(rf"{re.escape(path.name)}\.(tmp|old)-(\d+)")
+    if not path.parent.is_dir():
+        return []
+    found = []
+    for sibling in path.parent.iterdir():
+        match = pattern.fullmatch(sibling.name)
+        if match and sibling.is_dir() and not sibling.is_symlink():
+            found.append((match[1], sibling, int(match[2])))
+    return sorted(found, key=lambda item: item[1].name)
+
+
+def writer_running(pid: int) -> bool:
+    """Whether another process with this id runs (our own id counts as not: we are the writer now)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_leftovers(path: Path) -> None:
+    """Delete the temporary and set-aside folders that writers of `path` which no longer run left behind.
+
+    A set-aside `.old-PID` folder is kept while `path` is missing: it is then the only copy (see `recover_swap`).
+    """
+    for kind, folder, pid in _leftovers(path):
+        if writer_running(pid) or (kind == "old" and not path.exists()):
+            continue
+        logger.info("removing %s, left by an interrupted save", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def recover_swap(path: Path, marker: str) -> Path | None:
+    """Finish a `swap_in` that a killed writer left between its two renames (`path` missing, `.old-PID` aside).
+
+    The writer's temporary folder was complete and fsynced before the first rename, so it is moved in when it
+    holds `marker`; otherwise the set-aside folder is moved back. Returns the folder moved in, or None.
+    """
+    if path.exists() or path.is_symlink():
+        return None
+    aside = [(folder, pid) for kind, folder, pid in _leftovers(path)
+             if kind == "old" and not writer_running(pid) and (folder / marker).is_file()]
+    if not aside:
+        return None
+    old, pid = max(aside, key=lambda item: item[0].stat().st_mtime)
+    tmp = path.with_name(f"{path.name}.tmp-{pid}")
+    source = tmp if (tmp / marker).is_file() else old
+    os.rename(source, path)
+    fsync_dir(path.parent)
+    logger.warning("an interrupted save left %s missing: restored it from %s", path, source)
+    return source
+
+
+def saves_in_progress(path: Path) -> list[int]:
+    """Ids of running processes that are writing `path` now."""
+    return sorted({pid for _, _, pid in _leftovers(path) if writer_running(pid)})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -52,7 +54,7 @@ def test_index_add_extends_without_rebuild(run_cli, index_dir: Path, small_world
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (("search", "{missing}", "a query"), "engine.json"),
+        (("search", "{missing}", "a query"), "does not exist, so it is not an index"),
         (("search", "{index}", "   "), "empty"),
         (("search", "{index}", "a query", "-k", "0"), "k must be"),
         (("index", "build", "--videos", "{missing}", "--out", "{tmp}/x", "--embedder", "{tmp}/embedder"), "missing"),
@@ -71,3 +73,41 @@ def test_user_errors_are_one_line_without_traceback(run_cli, args: tuple[str, ..
     code, _, err = run_cli(*(a.format(**values) for a in args))
     assert code == 2, err
     assert fragment in err and "Traceback" not in err
+
+
+def test_index_build_refuses_to_write_over_the_videos_folder(run_cli, tmp_path: Path, small_world: Path,
+                                                            mini_embedder: MiniEmbedder) -> None:
+    mini_embedder.save_pretrained(tmp_path / "embedder")
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for clip in sorted((small_world / "videos" / "test").glob("*.mp4"))[:4]:
+        shutil.copy(clip, videos)
+    (videos / "notes.txt").write_text("my notes")
+    before = {p.name: p.read_bytes() for p in videos.iterdir()}
+    code, _, err = run_cli("index", "build", "--videos", videos, "--out", videos, "--embedder", tmp_path / "embedder")
+    assert code == 2 and "holds no engine.json" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in videos.iterdir()} == before
+
+
+def test_index_build_and_add_skip_bad_names_and_say_why(run_cli, index_dir: Path, tmp_path: Path,
+                                                        small_world: Path) -> None:
+    clips = sorted((small_world / "videos" / "val").glob("*.mp4"))
+    videos = tmp_path / "odd"
+    videos.mkdir()
+    for name, clip in [("a.mp4", 0), ("a.mkv", 1), ("new\nline.mp4", 2), (os.fsdecode(b"\xff.mp4"), 3),
+                       ("ok.mp4", 4), ("test_0000_0.mp4", 5)]:
+        shutil.copy(clips[clip], videos / name)
+    code, out, err = run_cli("index", "build", "--videos", videos, "--out", tmp_path / "odd_index",
+                             "--embedder", tmp_path / "embedder")
+    assert code == 0, err
+    assert "indexed 2 videos" in out and "(4 skipped)" in out and "Traceback" not in err
+    skipped = [line for line in err.splitlines() if line.startswith("skipped ")]
+    assert len(skipped) == 4 and any("new\\nline.mp4" in line for line in skipped)
+
+    code, out, err = run_cli("index", "add", index_dir, "--videos", videos)
+    assert code == 0, err
+    assert "now holds 13 videos (1 added, 0 replaced, 5 skipped)" in out
+    assert "test_0000_0.mp4: id 'test_0000_0' is already indexed from" in err
+    code, out, err = run_cli("index", "add", index_dir, "--videos", videos, "--replace")
+    assert code == 0 and "now holds 13 videos (0 added, 2 replaced, 4 skipped)" in out
+    assert "replaced test_0000_0" in err

@@ -12,6 +12,7 @@ from rich.table import Table
 from videosearch.corpus.video import list_videos
 from videosearch.embed import load_embedder
 from videosearch.engine import SearchEngine
+from videosearch.engine.engine import check_index_out
 from videosearch.index import IndexConfig
 
 index_app = typer.Typer(help="Build and extend a video index.", no_args_is_help=True)
@@ -25,14 +26,18 @@ def _report_skipped(skipped: list) -> None:
 @index_app.command("build")
 def build_command(
     videos: Path = typer.Option(..., "--videos", help="Folder of video files."),
-    out: Path = typer.Option(..., "--out", help="Index folder to write."),
+    out: Path = typer.Option(..., "--out", help="Index folder to write (new, empty, or an index to replace)."),
     embedder: Path = typer.Option(..., "--embedder", help="Saved embedder folder (`videosearch retriever train`)."),
     backend: str = typer.Option("faiss", "--backend", help="faiss (default) or milvus."),
     factory: str = typer.Option("Flat", "--factory", help="FAISS factory string: Flat (exact), IVF256,Flat, HNSW32."),
     uri: str = typer.Option(None, "--uri", help="Milvus server URI (default: a milvus-lite file in the index)."),
 ) -> None:
-    """Decode, embed and index every video of a folder; unreadable files are skipped and listed."""
+    """Decode, embed and index every video of a folder; files that cannot be indexed are skipped and listed.
+
+    A video's id is its file name without the extension; two files with the same id are both skipped.
+    """
     config = IndexConfig(backend=backend, factory=factory, uri=uri)
+    check_index_out(out)  # before the slow part: never replace a folder of the user's files
     engine, skipped = SearchEngine.build(videos, load_embedder(embedder), config)
     engine.save(out)
     _report_skipped(skipped)
@@ -42,14 +47,20 @@ def build_command(
 @index_app.command("add")
 def add_command(
     index: Path = typer.Argument(..., help="Index folder."),
-    videos: Path = typer.Option(..., "--videos", help="Folder of new video files (an indexed id is replaced)."),
+    videos: Path = typer.Option(..., "--videos", help="Folder of new video files."),
+    replace: bool = typer.Option(False, "--replace", help="Let a file replace a video indexed from another file "
+                                 "under the same id (default: skip it and say so)."),
 ) -> None:
-    """Add videos to an existing index without rebuilding it."""
+    """Add videos to an existing index without rebuilding it; a file indexed before is re-indexed (replaced)."""
     engine = SearchEngine.load(index)
-    skipped = engine.add_videos(list_videos(videos))
-    engine.save(index)
-    _report_skipped(skipped)
-    typer.echo(f"index {index} now holds {len(engine)} videos ({len(skipped)} skipped)")
+    result = engine.add_videos(list_videos(videos), replace=replace)
+    if result.added or result.replaced:
+        engine.save(index)
+    for vid in result.replaced:
+        typer.echo(f"replaced {vid}", err=True)
+    _report_skipped(result.skipped)
+    typer.echo(f"index {index} now holds {len(engine)} videos ({len(result.added)} added, {len(result.replaced)} "
+               f"replaced, {len(result.skipped)} skipped)")
 
 
 def search_command(

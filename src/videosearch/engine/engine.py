@@ -6,7 +6,13 @@
     hits = engine.search("the red circle moves left after the square grows", k=5)
 
 An index folder holds `engine.json` (written last), `embedder/` (a copy of the embedder, so the index
-alone answers text queries), `store/` (the video vectors in a `VectorStore`) and `segments.npz`.
+alone answers text queries), `store/` (the video vectors in a `VectorStore`) and `segments.npz`. `save` writes
+it into a fsynced sibling and swaps it in by rename (`videosearch.folders`); it only ever replaces a folder that
+is missing, empty or an index, and `load` restores an index that a killed save left set aside.
+
+A video's id is its file name without the extension, as annotation files name videos. Files whose id is not
+usable (a control character, not UTF-8, shared by two files of the batch, already indexed from another file)
+are skipped with the reason; nothing is ever replaced silently.
 """
 
 from __future__ import annotations
@@ -16,21 +22,45 @@ import logging
 import os
 import shutil
 import threading
-from dataclasses import dataclass
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from videosearch.corpus.video import list_videos, read_frames
 from videosearch.embed import Embedder, VideoEmbedding, load_embedder
 from videosearch.errors import IndexMismatchError, VideoReadError, VideosearchError
+from videosearch.folders import (
+    check_replaceable,
+    clean_leftovers,
+    fsync_tree,
+    recover_swap,
+    saves_in_progress,
+    swap_in,
+    tmp_sibling,
+)
 from videosearch.index import IndexConfig, VectorStore, create_store, open_store
+from videosearch.index.base import id_problem
 from videosearch.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MAX_K = 1000
+MANIFEST = "engine.json"
+SEGMENTS = "segments.npz"
+
+
+class IndexFileError(VideosearchError):
+    """A file of an index folder is missing or corrupt; names the file."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}; rebuild the index with `videosearch index build`")
 
 
 @dataclass(frozen=True)
@@ -46,10 +76,19 @@ class Hit:
 
 @dataclass(frozen=True)
 class SkippedVideo:
-    """A file that could not be indexed, and why."""
+    """A file that could not be indexed, and why (`path` printable: odd bytes and control characters escaped)."""
 
     path: str
     reason: str
+
+
+@dataclass
+class AddResult:
+    """What `add_videos` did: ids newly added, ids whose indexed video was replaced, files skipped."""
+
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    skipped: list[SkippedVideo] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +97,62 @@ class _Segments:
     spans_s: np.ndarray  # (S, 2) float32
     duration_s: float
     path: str
+
+
+def printable_path(path: str | os.PathLike[str]) -> str:
+    """The path as one printable line: bytes that are not UTF-8 and control characters escaped."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def _name_problem(path: Path) -> str | None:
+    """Why a file's name cannot give a video id, or None."""
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the file name is not valid UTF-8: rename the file"
+    if any(not ch.isprintable() and ch != " " for ch in path.name):
+        return "the file name contains a control or invisible character (e.g. a newline): rename the file"
+    problem = id_problem(path.stem)
+    return f"{problem}: rename the file" if problem else None
+
+
+def assign_ids(paths: list[Path], indexed: dict[str, str] | None = None,
+               replace: bool = False) -> tuple[list[tuple[str, Path]], list[SkippedVideo]]:
+    """Check every file's id (its name without the extension) before any decoding.
+
+    Two files with one id are both skipped, since which one is meant is unknown; an id already indexed
+    (`indexed`: id -> resolved path) from another file is skipped unless `replace`; the same file is re-indexed.
+
+    Returns:
+        The (id, path) pairs to index, in input order, and the files skipped with the reason.
+    """
+    indexed = indexed or {}
+    by_id: dict[str, list[Path]] = defaultdict(list)
+    skipped: list[SkippedVideo] = []
+    for path in map(Path, paths):
+        problem = _name_problem(path)
+        if problem:
+            skipped.append(SkippedVideo(printable_path(path), problem))
+        else:
+            by_id[path.stem].append(path)
+    accepted = []
+    for vid, group in by_id.items():
+        if len(group) > 1:
+            for path in group:
+                others = ", ".join(p.name for p in group if p != path)
+                skipped.append(SkippedVideo(printable_path(path), f"its id {vid!r} (the name without extension) is "
+                                            f"also the id of {others}: rename one of them"))
+            continue
+        path = group[0]
+        previous = indexed.get(vid)
+        if previous is not None and previous != str(path.resolve()) and not replace:
+            skipped.append(SkippedVideo(printable_path(path), f"id {vid!r} is already indexed from "
+                                        f"{printable_path(previous)}: rename this file, or replace the indexed "
+                                        "video on purpose (`videosearch index add --replace`)"))
+            continue
+        accepted.append((vid, path))
+    return accepted, skipped
 
 
 class SearchEngine:
@@ -76,41 +171,48 @@ class SearchEngine:
     @classmethod
     def build(cls, videos_dir: str | Path, embedder: Embedder, config: IndexConfig | None = None,
               batch_size: int = 16) -> tuple[SearchEngine, list[SkippedVideo]]:
-        """Decode, embed and index every video file of a folder; unreadable files are skipped and returned."""
+        """Decode, embed and index every video file of a folder; files that cannot be indexed are returned."""
         engine = cls(embedder, create_store(config or IndexConfig(), embedder.dim, embedder.model_id))
-        skipped = engine.add_videos(list_videos(videos_dir), batch_size)
+        skipped = engine.add_videos(list_videos(videos_dir), batch_size).skipped
         if not len(engine.store):
             raise VideosearchError(f"no readable video in {videos_dir} ({len(skipped)} skipped): nothing to index")
         return engine, skipped
 
-    def add_videos(self, paths: list[Path], batch_size: int = 16) -> list[SkippedVideo]:
-        """Embed and add videos (an id already indexed is replaced); returns the files skipped, with reasons."""
-        skipped: list[SkippedVideo] = []
+    def add_videos(self, paths: list[Path], batch_size: int = 16, replace: bool = False) -> AddResult:
+        """Embed and add video files, each under its id (see `assign_ids`); `replace` lets a file replace a video
+        indexed from another file under the same id. Returns the ids added and replaced and the files skipped."""
+        indexed = {vid: seg.path for vid, seg in self.segments.items()}
+        accepted, skipped = assign_ids(list(paths), indexed, replace)
+        result = AddResult(skipped=skipped)
         side = self.embedder.frame_size
         frame_size = (side, side) if side else None
         with progress_bar() as progress:
-            task = progress.add_task("indexing videos", total=len(paths))
-            for start in range(0, len(paths), batch_size):
-                decoded = []
-                for path in paths[start: start + batch_size]:
+            task = progress.add_task("indexing videos", total=len(accepted))
+            for start in range(0, len(accepted), batch_size):
+                ids, decoded, files = [], [], []
+                for vid, path in accepted[start: start + batch_size]:
                     try:
                         decoded.append(read_frames(path, self.embedder.fps, self.embedder.max_frames, frame_size))
                     except VideoReadError as exc:
-                        skipped.append(SkippedVideo(str(path), exc.reason))
-                        logger.warning("skipping %s: %s", path, exc.reason)
+                        result.skipped.append(SkippedVideo(printable_path(path), exc.reason))
+                        logger.warning("skipping %s: %s", printable_path(path), exc.reason)
+                    else:
+                        ids.append(vid)
+                        files.append(str(path.resolve()))
                     progress.advance(task)
                 if not decoded:
                     continue
                 embeddings = self.embedder.embed_video(decoded)
-                paths_by_id = {Path(p).stem: str(Path(p).resolve()) for p in paths[start: start + batch_size]}
-                self._add_embeddings([v.video_id for v in decoded], embeddings, paths_by_id)
-        return skipped
+                for vid in ids:
+                    (result.replaced if vid in self.segments else result.added).append(vid)
+                self._add_embeddings(ids, embeddings, files)
+        return result
 
-    def _add_embeddings(self, ids: list[str], embeddings: list[VideoEmbedding], paths: dict[str, str]) -> None:
+    def _add_embeddings(self, ids: list[str], embeddings: list[VideoEmbedding], paths: list[str]) -> None:
         with self._lock:
             self.store.add(ids, np.stack([e.vector for e in embeddings]))
-            for vid, e in zip(ids, embeddings):
-                self.segments[vid] = _Segments(e.segment_vectors, e.segment_spans_s, e.duration_s, paths.get(vid, ""))
+            for vid, e, path in zip(ids, embeddings, paths):
+                self.segments[vid] = _Segments(e.segment_vectors, e.segment_spans_s, e.duration_s, path)
 
     def remove_videos(self, ids: list[str]) -> None:
         with self._lock:
@@ -176,47 +278,113 @@ class SearchEngine:
 
     # ---- persistence ----------------------------------------------------------------------------------------
     def save(self, out_dir: str | Path) -> None:
-        """Write the index folder atomically: a temporary sibling folder, then a rename."""
+        """Write the index folder: a fsynced temporary sibling swapped in by rename (see `check_index_out`)."""
         out = Path(out_dir)
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
+        check_index_out(out)
+        clean_leftovers(out)
+        tmp = tmp_sibling(out)
+        if tmp.exists():
+            shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        self.embedder.save_pretrained(tmp / "embedder")
-        self.store.save(tmp / "store")
+        try:
+            self._write(tmp)
+            fsync_tree(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        swap_in(tmp, out)
+
+    def _write(self, folder: Path) -> None:
+        self.embedder.save_pretrained(folder / "embedder")
+        self.store.save(folder / "store")
         ids = sorted(self.segments)
         counts = np.array([len(self.segments[v].vectors) for v in ids], np.int64)
-        np.savez(tmp / "segments.npz", ids=np.array(ids), counts=counts,
-                 vectors=np.concatenate([self.segments[v].vectors for v in ids]),
-                 spans_s=np.concatenate([self.segments[v].spans_s for v in ids]),
-                 durations_s=np.array([self.segments[v].duration_s for v in ids]),
-                 paths=np.array([self.segments[v].path for v in ids]))
-        manifest = {"format_version": FORMAT_VERSION, "model_id": self.embedder.model_id, "dim": self.embedder.dim,
+        dim = self.embedder.dim
+        np.savez(folder / SEGMENTS, ids=np.array(ids, dtype=str), counts=counts,
+                 vectors=np.concatenate([self.segments[v].vectors for v in ids] or [np.zeros((0, dim), np.float32)]),
+                 spans_s=np.concatenate([self.segments[v].spans_s for v in ids] or [np.zeros((0, 2), np.float32)]),
+                 durations_s=np.array([self.segments[v].duration_s for v in ids], np.float64),
+                 paths=np.array([self.segments[v].path for v in ids], dtype=str))
+        manifest = {"format_version": FORMAT_VERSION, "model_id": self.embedder.model_id, "dim": dim,
                     "videos": len(ids)}
-        (tmp / "engine.json").write_text(json.dumps(manifest, indent=2))
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
     @classmethod
     def load(cls, path: str | Path, embedder: Embedder | None = None) -> SearchEngine:
         """Open an index folder; `embedder` overrides the saved copy (it must be the same model)."""
         folder = Path(path)
-        manifest_path = folder / "engine.json"
-        if not manifest_path.exists():
-            raise VideosearchError(f"{folder} is not a complete index (no engine.json): build it with "
-                                   "`videosearch index build`")
-        manifest = json.loads(manifest_path.read_text())
-        embedder = embedder or load_embedder(folder / "embedder")
+        manifest = _read_manifest(folder)
+        if embedder is None:
+            embedder = _load_saved_embedder(folder / "embedder")
         store = open_store(folder / "store", expected_model_id=manifest["model_id"], expected_dim=manifest["dim"])
         if embedder.model_id != manifest["model_id"]:
             raise IndexMismatchError(f"{folder} was built with embedder {manifest['model_id']} but "
                                      f"{embedder.model_id} was given: rebuild the index or use the matching embedder")
-        with np.load(folder / "segments.npz") as npz:
-            data = {name: npz[name] for name in npz.files}  # each npz[name] access re-reads the zip member
-        offsets = np.concatenate([[0], np.cumsum(data["counts"])])
-        segments = {str(vid): _Segments(data["vectors"][a:b], data["spans_s"][a:b], float(d), str(p))
-                    for vid, a, b, d, p in zip(data["ids"], offsets[:-1], offsets[1:], data["durations_s"],
-                                               data["paths"])}
+        segments = _read_segments(folder / SEGMENTS, manifest["dim"])
+        stored = set(store.ids())
+        if stored != set(segments):
+            odd = sorted(stored ^ set(segments))
+            raise IndexFileError(folder / SEGMENTS, f"its video ids differ from those of store/ ({len(odd)} in only "
+                                 f"one of them, e.g. {odd[:3]})")
         return cls(embedder, store, segments)
+
+
+def check_index_out(out: Path) -> None:
+    """Refuse an output folder that is not missing, empty or an index, first restoring one a killed save set aside."""
+    recover_swap(out, MANIFEST)
+    check_replaceable(out, MANIFEST, "video index")
+
+
+def _read_manifest(folder: Path) -> dict:
+    """The checked `engine.json` of an index folder, restoring the folder first if a killed save set it aside."""
+    if not folder.exists():
+        restored = recover_swap(folder, MANIFEST)
+        writers = saves_in_progress(folder)
+        if restored is None and writers:
+            raise VideosearchError(f"{folder} is being saved by process {writers[0]} right now: retry when it ends")
+    path = folder / MANIFEST
+    if not path.is_file():
+        state = "does not exist" if not folder.exists() else f"holds no {MANIFEST}"
+        raise VideosearchError(f"{folder} {state}, so it is not an index: build one with `videosearch index build`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexFileError(path, f"unreadable ({exc})") from None
+    if not isinstance(manifest, dict) or not {"format_version", "model_id", "dim"} <= set(manifest):
+        raise IndexFileError(path, "not an index manifest (needs format_version, model_id, dim)")
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise IndexFileError(path, f"index format {manifest['format_version']!r} is not {FORMAT_VERSION}")
+    if not isinstance(manifest["dim"], int) or not isinstance(manifest["model_id"], str):
+        raise IndexFileError(path, "dim must be an integer and model_id a string")
+    return manifest
+
+
+def _load_saved_embedder(folder: Path) -> Embedder:
+    """The index's copy of its embedder; a missing or corrupt file is our error naming the folder."""
+    try:
+        return load_embedder(folder)
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+        raise IndexFileError(folder, f"the embedder copy is unreadable ({type(exc).__name__}: {exc})") from None
+
+
+def _read_segments(path: Path, dim: int) -> dict[str, _Segments]:
+    """Every video's segment vectors and spans from `segments.npz`, checked for consistent shapes."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {name: npz[name] for name in npz.files}  # each npz[name] access re-reads the zip member
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise IndexFileError(path, f"unreadable ({type(exc).__name__}: {exc})") from None
+    missing = sorted({"ids", "counts", "vectors", "spans_s", "durations_s", "paths"} - set(data))
+    if missing:
+        raise IndexFileError(path, f"lacks the arrays {missing}")
+    ids, counts, vectors, spans = data["ids"], data["counts"], data["vectors"], data["spans_s"]
+    n = len(ids)
+    if not (ids.ndim == counts.ndim == 1 and len(counts) == len(data["durations_s"]) == len(data["paths"]) == n
+            and vectors.ndim == 2 and vectors.shape[1] == dim and spans.shape == (len(vectors), 2)
+            and all(np.issubdtype(a.dtype, np.number) for a in (vectors, spans, data["durations_s"]))
+            and np.issubdtype(counts.dtype, np.integer) and (counts >= 1).all() and counts.sum() == len(vectors)
+            and len(set(ids.tolist())) == n):
+        raise IndexFileError(path, "its arrays disagree in length or shape")
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    return {str(vid): _Segments(vectors[a:b].astype(np.float32), spans[a:b].astype(np.float32), float(d), str(p))
+            for vid, a, b, d, p in zip(ids, offsets[:-1], offsets[1:], data["durations_s"], data["paths"])}

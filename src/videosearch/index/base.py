@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from videosearch.errors import IndexMismatchError, VideosearchError
-from videosearch.folders import fsync_tree, swap_in
+from videosearch.folders import clean_leftovers, fsync_tree, swap_in, tmp_sibling
 from videosearch.index.config import IndexConfig
 
 logger = logging.getLogger(__name__)
@@ -268,6 +268,21 @@ class VectorStore(ABC):
         return matrix
 
 
+def id_problem(item: str) -> str | None:
+    """Why a string cannot be a stored id (empty, not UTF-8, too long, control characters), or None if it can."""
+    if not item:
+        return "an id is the empty string; give every vector a non-empty id"
+    try:
+        size = len(item.encode("utf-8"))
+    except UnicodeEncodeError:
+        return f"id {item!r} is not valid UTF-8 (a lone surrogate); use UTF-8 text"
+    if size > MAX_ID_BYTES:
+        return f"id {item[:40]!r}... is longer than {MAX_ID_BYTES} UTF-8 bytes"
+    if any(unicodedata.category(ch) == "Cc" for ch in item):
+        return f"id {item!r} contains control characters; use printable ids"
+    return None
+
+
 def check_ids(ids: Sequence[str], what: str, unique: bool = True) -> list[str]:
     """Validates ids and returns them as a list.
 
@@ -285,12 +300,9 @@ def check_ids(ids: Sequence[str], what: str, unique: bool = True) -> list[str]:
     for item in id_list:
         if not isinstance(item, str):
             raise VectorInputError(f"{what}: ids must be strings, got {type(item).__name__} {item!r}")
-        if not item:
-            raise VectorInputError(f"{what}: an id is the empty string; give every vector a non-empty id")
-        if len(item.encode("utf-8")) > MAX_ID_BYTES:
-            raise VectorInputError(f"{what}: id {item[:40]!r}... is longer than {MAX_ID_BYTES} UTF-8 bytes")
-        if any(unicodedata.category(ch) == "Cc" for ch in item):
-            raise VectorInputError(f"{what}: id {item!r} contains control characters; use printable ids")
+        problem = id_problem(item)
+        if problem:
+            raise VectorInputError(f"{what}: {problem}")
     if unique and len(set(id_list)) != len(id_list):
         repeated = sorted(i for i, n in Counter(id_list).items() if n > 1)
         raise VectorInputError(f"{what}: ids repeat within one call: {repeated[:5]}; pass each id once")
@@ -351,7 +363,8 @@ def write_store_dir(path: Path, write_data: Callable[[Path], None], config: dict
         if not (path / CONFIG_NAME).is_file() and any(path.iterdir()):
             raise StoreError(path, "exists and is not a vector store; refusing to replace it, choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    clean_leftovers(path)
+    tmp = tmp_sibling(path)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()

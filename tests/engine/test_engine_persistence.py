@@ -1,0 +1,201 @@
+"""Index folders: never replace what is not an index, fsync what is published, survive a save killed midway,
+and name the file when one is corrupt."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from videosearch import folders
+from videosearch.engine import SearchEngine
+from videosearch.engine.engine import IndexFileError
+from videosearch.errors import VideosearchError
+from videosearch.folders import FolderInUseError
+
+QUERY = "the red circle moves to the left"
+
+
+def ranking(engine: SearchEngine) -> list[str]:
+    return [hit.video_id for hit in engine.search(QUERY, k=len(engine))]
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
+
+
+def test_save_refuses_a_folder_that_is_not_an_index(engine: SearchEngine, tmp_path: Path) -> None:
+    user = tmp_path / "videos"
+    user.mkdir()
+    (user / "holiday.mp4").write_bytes(b"precious")
+    (user / "notes.txt").write_text("mine")
+    with pytest.raises(FolderInUseError, match="holds no engine.json.*choose a new or empty folder"):
+        engine.save(user)
+    assert sorted(p.name for p in user.iterdir()) == ["holiday.mp4", "notes.txt"]
+    assert (user / "holiday.mp4").read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["videos"], "nothing written beside it either"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FolderInUseError, match="is a file"):
+        engine.save(tmp_path / "file")
+
+    (tmp_path / "empty").mkdir()
+    engine.save(tmp_path / "empty")  # an empty folder and an existing index may be written
+    engine.remove_videos(engine.video_ids[:2])
+    engine.save(tmp_path / "empty")
+    assert len(SearchEngine.load(tmp_path / "empty")) == len(engine)
+
+
+def test_save_fsyncs_every_published_file_and_the_parent(engine: SearchEngine, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def record(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(folders.os, "fsync", record)
+    engine.save(tmp_path / "index")
+    tmp = str(tmp_path / f"index.tmp-{os.getpid()}")
+    published = {str(p.relative_to(tmp_path / "index")) for p in (tmp_path / "index").rglob("*")}
+    assert {"engine.json", "segments.npz", "embedder", "embedder/config.json", "store"} <= published
+    assert published <= {os.path.relpath(p, tmp) for p in synced if p.startswith(tmp + "/")}
+    assert str(tmp_path) in synced, "the parent folder is fsynced after the rename"
+
+
+def interrupt_second_rename(monkeypatch: pytest.MonkeyPatch, out: Path) -> None:
+    """Make the rename of the finished temporary folder onto `out` fail as if the process had been killed."""
+    real_rename = os.rename
+
+    def rename(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if Path(dst) == out and Path(src).name.startswith(f"{out.name}.tmp-"):
+            raise KeyboardInterrupt
+        real_rename(src, dst)
+
+    monkeypatch.setattr(folders.os, "rename", rename)
+
+
+def test_a_save_killed_between_the_renames_is_finished_on_load(engine: SearchEngine, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "index"
+    engine.save(out)
+    engine.remove_videos(engine.video_ids[:3])
+    interrupt_second_rename(monkeypatch, out)
+    with pytest.raises(KeyboardInterrupt):
+        engine.save(out)
+    monkeypatch.undo()
+    assert not out.exists() and (tmp_path / f"index.old-{os.getpid()}" / "engine.json").is_file()
+    loaded = SearchEngine.load(out)  # the new index was complete and fsynced: it is moved in
+    assert sorted(loaded.video_ids) == sorted(engine.video_ids)
+    loaded.save(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"], "the next save removes the leftovers"
+
+
+def test_without_the_new_folder_the_previous_index_is_restored(engine: SearchEngine, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "index"
+    engine.save(out)
+    before = sorted(engine.video_ids)
+    engine.remove_videos(engine.video_ids[:3])
+    interrupt_second_rename(monkeypatch, out)
+    with pytest.raises(KeyboardInterrupt):
+        engine.save(out)
+    monkeypatch.undo()
+    (tmp_path / f"index.tmp-{os.getpid()}" / "engine.json").unlink()
+    assert sorted(SearchEngine.load(out).video_ids) == before
+
+
+def test_a_save_in_progress_elsewhere_is_not_touched(engine: SearchEngine, tmp_path: Path) -> None:
+    out = tmp_path / "index"
+    engine.save(out)
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        os.rename(out, tmp_path / f"index.old-{writer.pid}")
+        with pytest.raises(VideosearchError, match=f"being saved by process {writer.pid}"):
+            SearchEngine.load(out)
+        assert (tmp_path / f"index.old-{writer.pid}").is_dir()
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_leftovers_of_dead_writers_are_removed_on_the_next_save(engine: SearchEngine, tmp_path: Path) -> None:
+    out = tmp_path / "index"
+    engine.save(out)
+    gone = dead_pid()
+    for name in (f"index.tmp-{gone}", f"index.old-{gone}"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "segments.npz").write_bytes(b"half")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / f"index.tmp-{live.pid}").mkdir()
+        engine.save(out)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["index", f"index.tmp-{live.pid}"]
+    finally:
+        live.kill()
+        live.wait()
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def rename_a_segment_id(path: Path) -> None:
+    with np.load(path) as npz:
+        data = {name: npz[name] for name in npz.files}
+    data["ids"] = np.array(["not_in_the_store", *data["ids"][1:].tolist()])
+    np.savez(path, **data)
+
+
+CORRUPTIONS: dict[str, tuple[str, Callable[[Path], None], str]] = {
+    "truncated engine.json": ("engine.json", truncate, "engine.json: unreadable"),
+    "engine.json not an object": ("engine.json", lambda p: p.write_text("[]"), "engine.json: not an index manifest"),
+    "truncated segments.npz": ("segments.npz", truncate, "segments.npz: unreadable"),
+    "empty segments.npz": ("segments.npz", lambda p: p.write_bytes(b""), "segments.npz: unreadable"),
+    "segment ids differ": ("segments.npz", rename_a_segment_id, "segments.npz: its video ids differ"),
+    "truncated embedder config": ("embedder/config.json", truncate, "embedder: the embedder copy is unreadable"),
+    "truncated embedder weights": ("embedder/video_tower.safetensors", truncate, "embedder: the embedder copy"),
+    "truncated store ids": ("store/ids.npy", truncate, "store: cannot read the FAISS files"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_a_corrupt_file_is_our_error_naming_it(engine: SearchEngine, tmp_path: Path, case: str) -> None:
+    name, corrupt, message = CORRUPTIONS[case]
+    engine.save(tmp_path / "index")
+    corrupt(tmp_path / "index" / name)
+    with pytest.raises(VideosearchError, match=f"{tmp_path / 'index'}/{message}"):
+        SearchEngine.load(tmp_path / "index")
+
+
+def test_a_corrupt_index_is_one_line_from_the_cli(engine: SearchEngine, tmp_path: Path, run_cli) -> None:
+    engine.save(tmp_path / "index")
+    (tmp_path / "index" / "segments.npz").write_bytes(b"")
+    code, _, err = run_cli("search", tmp_path / "index", QUERY)
+    assert code == 2 and "segments.npz: unreadable" in err and "Traceback" not in err
+    assert isinstance(IndexFileError("x", "y"), VideosearchError)
+
+
+def test_manifest_with_another_format_is_refused(engine: SearchEngine, tmp_path: Path) -> None:
+    engine.save(tmp_path / "index")
+    manifest = tmp_path / "index" / "engine.json"
+    manifest.write_text(json.dumps(json.loads(manifest.read_text()) | {"format_version": 99}))
+    with pytest.raises(IndexFileError, match="index format 99"):
+        SearchEngine.load(tmp_path / "index")
+
+
+def test_round_trip_keeps_rankings_and_segments(engine: SearchEngine, tmp_path: Path) -> None:
+    engine.save(tmp_path / "index")
+    loaded = SearchEngine.load(tmp_path / "index")
+    assert ranking(loaded) == ranking(engine)
+    vid = engine.video_ids[0]
+    assert loaded.video_info(vid) == engine.video_info(vid)
