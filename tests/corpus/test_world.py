@@ -6,12 +6,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from videosearch.corpus import world as world_module
 from videosearch.corpus.annotations import read_moments
 from videosearch.corpus.video import read_frames
 from videosearch.corpus.world import SPLITS, WorldConfig, generate_world, load_video_specs
 from videosearch.corpus.world_queries import Claim, claim_holds
 from videosearch.corpus.world_spec import VideoSpec, sample_family
 from videosearch.errors import ConfigError
+from videosearch.folders import FolderInUseError
+
+TINY = WorldConfig(families={"train": 1, "val": 1, "test": 1}, family_size=2)
 
 
 def test_splits_have_disjoint_videos_and_every_query_fits_exactly_one_video(small_world: Path) -> None:
@@ -77,3 +81,42 @@ def test_bad_world_configs_are_clear_errors() -> None:
         WorldConfig(family_size=9)
     with pytest.raises(ConfigError, match="families"):
         WorldConfig(families={"train": 0, "val": 1, "test": 1})
+
+
+def test_a_folder_of_the_users_files_is_refused_untouched(tmp_path: Path, run_cli) -> None:
+    out = tmp_path / "project"
+    (out / "videos" / "train").mkdir(parents=True)
+    (out / "videos" / "train" / "holiday.mp4").write_bytes(b"precious")
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FolderInUseError, match="not a synthetic world"):
+        generate_world(out, seed=0, config=TINY, workers=1)
+    code, _, err = run_cli("world", "generate", "--out", out, "--size", "small", "--workers", "1")
+    assert code == 2 and "choose a new or empty folder" in err and "Traceback" not in err
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [
+        "notes.txt", "videos", "videos/train", "videos/train/holiday.mp4"]
+    assert (out / "videos" / "train" / "holiday.mp4").read_bytes() == b"precious"
+
+
+def test_an_interrupted_generation_is_ours_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "w"
+    real_run_jobs = world_module._run_jobs
+
+    def die_at_val(jobs: list, workers: int, label: str) -> None:
+        if "val" in label:
+            raise KeyboardInterrupt
+        real_run_jobs(jobs, workers, label)
+
+    monkeypatch.setattr(world_module, "_run_jobs", die_at_val)
+    with pytest.raises(KeyboardInterrupt):
+        generate_world(out, seed=0, config=TINY, workers=1)
+    monkeypatch.undo()
+    assert (out / world_module.PARTIAL_MARKER).is_file() and not (out / "world.json").exists()
+    generate_world(out, seed=0, config=TINY, workers=1)
+    assert (out / "world.json").is_file() and not (out / world_module.PARTIAL_MARKER).exists()
+    assert len(list((out / "videos" / "test").glob("*.mp4"))) == 2
+
+
+def test_an_unreadable_world_json_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "world.json").write_text("{")
+    with pytest.raises(ConfigError, match="world.json is unreadable"):
+        generate_world(tmp_path, seed=0, config=TINY, workers=1)

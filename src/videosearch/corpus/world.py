@@ -3,6 +3,8 @@
 Run: `videosearch world generate --out runs/world --seed 0 [--size small|default]`.
 Layout of the output folder:
     world.json                     the config, seed and counts (written last: its presence means complete)
+    .world-in-progress             present while a generation runs; only a folder that is missing, empty or
+                                   holds it (or world.json) is written into, so no user file is ever deleted
     videos/<split>/<video_id>.mp4  one file per video
     <split>.jsonl                  VERIFIED-format moments (`fig_desc`, `cog_desc`, `time`, `desc_id`, ...)
     <split>_videos.jsonl           the full spec of every video (scene, actors, timed events), for analysis
@@ -27,11 +29,13 @@ from videosearch.corpus.world_queries import make_queries
 from videosearch.corpus.world_render import render_video
 from videosearch.corpus.world_spec import VideoSpec, sample_family
 from videosearch.errors import ConfigError
+from videosearch.folders import check_replaceable
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 1
+PARTIAL_MARKER = ".world-in-progress"  # written first: a folder holding it is a world of ours, not yet complete
 
 
 @dataclass
@@ -90,12 +94,17 @@ def generate_world(out_dir: str | Path, seed: int = 0, config: WorldConfig | Non
     manifest = {"format_version": FORMAT_VERSION, "seed": seed, "config": asdict(config)}
     done = out / "world.json"
     if done.exists():
-        previous = json.loads(done.read_text())
+        try:
+            previous = json.loads(done.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{done} is unreadable ({exc}): delete {out} and generate the world again") from None
         if {k: previous.get(k) for k in manifest} == json.loads(json.dumps(manifest)):
             logger.info("world in %s is complete with the same seed and config: reusing it", out)
             return out
         raise ConfigError(f"{out} holds a world with another seed or config: choose another --out or delete it")
+    check_replaceable(out, PARTIAL_MARKER, "synthetic world")  # it will delete and rewrite videos/<split>
     out.mkdir(parents=True, exist_ok=True)
+    _write_text_atomic(out / PARTIAL_MARKER, json.dumps(manifest))
     counts: dict[str, dict[str, int]] = {}
     qid = 0
     for split_index, split in enumerate(SPLITS):
@@ -123,6 +132,7 @@ def generate_world(out_dir: str | Path, seed: int = 0, config: WorldConfig | Non
         counts[split] = {"videos": len(specs), "queries": len(moments), "families": config.families[split]}
         logger.info("%s: %d videos, %d queries", split, len(specs), len(moments))
     _write_text_atomic(done, json.dumps({**manifest, "counts": counts}, indent=2))
+    (out / PARTIAL_MARKER).unlink()
     return out
 
 
