@@ -96,8 +96,9 @@ def serve_command(
 
     from videosearch.engine.server import create_app
 
-    # The app caps the body and its read time; uvicorn closes idle keep-alive connections, caps the request line
-    # and headers (h11) and answers 503 past `limit_concurrency` open connections. It has no timeout for a client
-    # that trickles its headers: in front of untrusted clients, put a reverse proxy with header timeouts.
-    uvicorn.run(create_app(SearchEngine.load(index)), host=host, port=port, http="h11", timeout_keep_alive=5,
+    # The app caps the body and its read time; uvicorn closes idle keep-alive connections (after 15 s: longer than
+    # httpx's 5 s, so our client drops an idle connection before the server does), caps the request line and
+    # headers (h11) and answers 503 past `limit_concurrency` connections. It has no timeout for a client that
+    # trickles its headers: in front of untrusted clients, put a reverse proxy with header timeouts.
+    uvicorn.run(create_app(SearchEngine.load(index)), host=host, port=port, http="h11", timeout_keep_alive=15,
                 h11_max_incomplete_event_size=16 * 1024, limit_concurrency=256, timeout_graceful_shutdown=10)
