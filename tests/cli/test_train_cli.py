@@ -33,7 +33,7 @@ def test_sft_data_writes_balanced_examples(run_cli, small_world: Path, test_inde
     ("args", "fragment"),
     [
         (("--world", "{missing}", "--index", "{index}"), "world generate"),
-        (("--world", "{world}", "--index", "{missing}"), "engine.json"),
+        (("--world", "{world}", "--index", "{missing}"), "not an index"),
         (("--world", "{world}", "--index", "{index}", "--split", "val"), "has no spec in this split"),
         (("--world", "{world}", "--index", "{index}", "--split", "dev"), "split='dev'"),
         (("--world", "{world}", "--index", "{index}", "--split", "test", "--hqr-fraction", "2"), "hqr_fraction"),
@@ -47,3 +47,46 @@ def test_sft_data_errors_are_one_line(run_cli, args: tuple[str, ...], fragment: 
     assert code == 2, err
     assert fragment in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "sft.jsonl").exists()
+
+
+def _user_files(folder: Path) -> dict[str, str]:
+    """A folder of a user's files (one of them named like an output of ours); returns what it holds."""
+    folder.mkdir()
+    files = {"notes.txt": "my notes\n", "config.yaml": "my settings\n", "config.json": '{"mine": 1}\n'}
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return files
+
+
+def _holds(folder: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("trainer", ["sft", "retriever"])
+def test_trainers_never_replace_a_folder_of_user_files(run_cli, small_world: Path, test_index: Path, tmp_path: Path,
+                                                       trainer: str) -> None:
+    examples = tmp_path / "sft.jsonl"
+    assert run_cli("train", "sft-data", "--world", small_world, "--index", test_index, "--out", examples,
+                   "--split", "test", "--max-examples", "4")[0] == 0
+    args = {
+        "sft": ("train", "sft", "--data", examples, "--index", test_index, "-o", "policy.preset=tiny-mini",
+                "-o", "batch_size=2", "-o", "negatives=10", "--out"),
+        "retriever": ("retriever", "train", "--world", small_world, "-o", "epochs=1", "--out"),
+    }[trainer]
+    folder = tmp_path / "out"
+    files = _user_files(folder)
+    code, _, err = run_cli(*args, folder)
+    assert code == 2 and "refusing to replace" in err and len(err.strip().splitlines()) == 1, err
+    assert _holds(folder) == files, "the user's files are untouched"
+
+
+@pytest.mark.parametrize("text", ["my notes\n", "my notes, no newline at the end"])
+def test_sft_data_never_replaces_a_file_that_is_not_sft_examples(run_cli, small_world: Path, test_index: Path,
+                                                                 tmp_path: Path, text: str) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text(text)
+    for out in (notes, tmp_path):
+        code, _, err = run_cli("train", "sft-data", "--world", small_world, "--index", test_index, "--out", out,
+                               "--split", "test", "--max-examples", "4")
+        assert code == 2 and str(out) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert notes.read_text() == text

@@ -15,8 +15,9 @@ def test_one_epoch_trains_saves_and_logs(small_world: Path, tmp_path: Path) -> N
     config = RetrieverTrainConfig(world=str(small_world), out=str(tmp_path / "ret"), epochs=1, batch_videos=16)
     torch.manual_seed(0)
     embedder = train_retriever(config)
-    assert (tmp_path / "ret" / "train_log.json").exists()
+    assert (tmp_path / "ret" / "train_log.json").exists() and (tmp_path / "ret" / "config.yaml").exists()
     assert load_embedder(tmp_path / "ret").model_id == embedder.model_id
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ret"], "written beside, swapped in, nothing left over"
 
 
 def test_config_from_yaml_and_overrides(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from videosearch.config import load_config, save_config
+from videosearch.config import load_config
 from videosearch.corpus.annotations import read_moments
 from videosearch.engine import SearchEngine
 from videosearch.eval.oracle_refine import OracleConfig, oracle_refine
@@ -23,7 +23,8 @@ OVERRIDE_HELP = "key=value override, repeatable (e.g. -o epochs=3 -o video_tower
 @retriever_app.command("train")
 def train_command(
     world: Path = typer.Option(None, "--world", help="Synthetic world folder (`videosearch world generate`)."),
-    out: Path = typer.Option(None, "--out", help="Where to save the embedder."),
+    out: Path = typer.Option(None, "--out", help="Where to save the embedder: a new or empty folder, or an earlier "
+                             "output of this command (replaced)."),
     config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
     override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
 ) -> None:
@@ -31,7 +32,6 @@ def train_command(
     cfg = load_config(RetrieverTrainConfig, config, "retriever", override,
                       world=str(world) if world else None, out=str(out) if out else None)
     train_retriever(cfg)
-    save_config(cfg, Path(cfg.out) / "config.yaml")
     typer.echo(f"embedder saved to {cfg.out}")
 
 

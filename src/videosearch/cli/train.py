@@ -8,7 +8,7 @@ import typer
 
 from videosearch.config import load_config
 from videosearch.train.sft import SFTConfig, train_sft
-from videosearch.train.sft_data import build_world_sft_data, write_sft_examples
+from videosearch.train.sft_data import build_world_sft_data, check_sft_output, write_sft_examples
 
 train_app = typer.Typer(help="Train the search policy: SFT data and stage-1 SFT.", no_args_is_help=True)
 
@@ -17,13 +17,14 @@ train_app = typer.Typer(help="Train the search policy: SFT data and stage-1 SFT.
 def sft_data_command(
     world: Path = typer.Option(..., "--world", help="Synthetic world folder (`videosearch world generate`)."),
     index: Path = typer.Option(..., "--index", help="Index over the split's videos (`videosearch index build`)."),
-    out: Path = typer.Option(..., "--out", help="SFT examples to write (JSONL)."),
+    out: Path = typer.Option(..., "--out", help="SFT examples to write (JSONL): a new file or one this wrote."),
     split: str = typer.Option("train", "--split", help="World split whose queries and videos are used."),
     seed: int = typer.Option(0, "--seed", help="Balancing, HQR choice and order are deterministic from this seed."),
     hqr_fraction: float = typer.Option(0.25, "--hqr-fraction", help="Share of examples with a rewritten query."),
     max_examples: int | None = typer.Option(None, "--max-examples", help="Keep at most N balanced examples."),
 ) -> None:
     """One verification turn per example, balanced 50/50 matched / not matched."""
+    check_sft_output(out)  # before the work: never replace a file that is not ours
     examples, stats = build_world_sft_data(world, index, split, seed=seed, hqr_fraction=hqr_fraction,
                                            max_examples=max_examples)
     write_sft_examples(out, examples)
@@ -37,7 +38,8 @@ def sft_command(
     config: Path = typer.Option(None, "--config", help="YAML preset (its `sft` section), e.g. configs/mini.yaml."),
     data: Path = typer.Option(None, "--data", help="SFT examples (`videosearch train sft-data`)."),
     index: Path = typer.Option(None, "--index", help="Index over the videos the examples show."),
-    out: Path = typer.Option(None, "--out", help="Checkpoints go to OUT/last (resumable) and OUT/final."),
+    out: Path = typer.Option(None, "--out", help="Checkpoints go to OUT/last (resumable) and OUT/final; a new or "
+                             "empty folder, or an earlier run's (resumed)."),
     override: list[str] = typer.Option([], "--override", "-o", help="key=value, repeatable (e.g. -o epochs=2)."),
 ) -> None:
     """Cross-entropy on the assistant text + InfoNCE on the refined query; resumes from OUT/last."""

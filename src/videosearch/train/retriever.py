@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from videosearch.config import save_config
 from videosearch.corpus.annotations import read_moments
 from videosearch.corpus.types import Moment, VideoFrames
 from videosearch.corpus.video import read_frames
@@ -28,9 +30,11 @@ from videosearch.embed.mini import MiniEmbedder, frames_to_tensor, segment_spans
 from videosearch.embed.video_tower import VideoTowerConfig
 from videosearch.errors import ConfigError
 from videosearch.eval.metrics import temporal_iou
+from videosearch.folders import check_replaceable, fsync_tree, swap_in
 from videosearch.progress import track
 
 logger = logging.getLogger(__name__)
+LOG_FILE = "train_log.json"  # also the mark of a retriever's output folder: only such a folder is ever replaced
 
 
 @dataclass
@@ -114,6 +118,7 @@ def train_retriever(config: RetrieverTrainConfig) -> MiniEmbedder:
     world, out = Path(config.world), Path(config.out)
     if not (world / "world.json").exists():
         raise ConfigError(f"{world} is not a complete synthetic world: run `videosearch world generate --out {world}`")
+    check_replaceable(out, LOG_FILE, "retriever training output")  # before the work, not after
     embedder = MiniEmbedder(config.video_tower)
     train_moments, train_videos = load_split(world, "train", embedder)
     val_moments, val_videos = load_split(world, "val", embedder)
@@ -163,6 +168,18 @@ def train_retriever(config: RetrieverTrainConfig) -> MiniEmbedder:
         else:
             logger.info("epoch %d: loss %.3f", epoch + 1, entry["loss"])
         history.append(entry)
-    embedder.save_pretrained(out)
-    (out / "train_log.json").write_text(json.dumps({"config": asdict(config), "history": history}, indent=2))
+    _save(embedder, config, history, out)
     return MiniEmbedder.from_pretrained(out)
+
+
+def _save(embedder: MiniEmbedder, config: RetrieverTrainConfig, history: list[dict], out: Path) -> None:
+    """Write the embedder, its log and config beside `out`, then swap them in: `out` is never left half written."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)  # an earlier run's leftover, cut short by a kill
+    embedder.save_pretrained(tmp)
+    save_config(config, tmp / "config.yaml")
+    (tmp / LOG_FILE).write_text(json.dumps({"config": asdict(config), "history": history}, indent=2))
+    fsync_tree(tmp)
+    check_replaceable(out, LOG_FILE, "retriever training output")  # again: the folder may have changed meanwhile
+    swap_in(tmp, out)

@@ -34,6 +34,7 @@ from videosearch.corpus.world_queries import Claim
 from videosearch.corpus.world_spec import VideoSpec
 from videosearch.engine import SearchEngine
 from videosearch.errors import AnnotationError, ConfigError, VideosearchError
+from videosearch.folders import FolderInUseError
 from videosearch.policy.format import format_output, parse_output
 from videosearch.train.reasoning import rewrite_query, verification_reasoning
 
@@ -226,9 +227,31 @@ def _example(turn: _Turn, mode: str) -> SFTExample:
 
 
 # ---- the JSONL file ---------------------------------------------------------------------------------------------
-def write_sft_examples(path: str | os.PathLike[str], examples: Iterable[SFTExample]) -> None:
-    """Write one JSON object per example, atomically (a temporary file beside it, then a rename)."""
+def check_sft_output(path: str | os.PathLike[str]) -> None:
+    """Allow writing `path` only if it is missing, empty or a file of SFT examples: never replace a user's file.
+
+    Raises:
+        FolderInUseError: `path` is a folder, or a file that is not one `write_sft_examples` wrote.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise FolderInUseError(f"{path} is a folder: give --out a file name, e.g. {path / 'sft.jsonl'}")
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        read_sft_examples(path)
+    except AnnotationError as err:
+        raise FolderInUseError(f"refusing to replace {path}: it is not a file of SFT examples ({err}); "
+                               "choose a new file") from None
+
+
+def write_sft_examples(path: str | os.PathLike[str], examples: Iterable[SFTExample]) -> None:
+    """Write one JSON object per example, atomically (a temporary file beside it, then a rename).
+
+    An existing `path` is replaced only if it holds SFT examples (see `check_sft_output`).
+    """
+    path = Path(path)
+    check_sft_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
