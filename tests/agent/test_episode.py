@@ -89,3 +89,32 @@ def test_agent_run_resumes_after_an_interruption_and_ends_with_the_same_file(
     assert _without_seconds(cut) == _without_seconds(full)
     code, output, errors = run_cli(*[a if a != "sqr" else "hqr" for a in args], "--out", full)
     assert code == 2 and "holds sqr predictions" in errors and len(full.read_text().splitlines()) == 6
+
+
+@pytest.fixture
+def agent_inputs(engine: SearchEngine, policy: Policy, small_world: Path, tmp_path: Path) -> list[object]:
+    """`agent run` arguments over a saved index and policy and the first 4 test queries, all but `--out`."""
+    engine.save(tmp_path / "index")
+    policy.save(tmp_path / "policy")
+    annotations = tmp_path / "queries.jsonl"
+    annotations.write_text("".join((small_world / "test.jsonl").read_text().splitlines(keepends=True)[:4]))
+    return ["agent", "run", tmp_path / "index", "--annotations", annotations, "--checkpoint", tmp_path / "policy",
+            "--mode", "oneshot", "--batch-size", "2"]
+
+
+@pytest.mark.parametrize("text", ["my notes, no newline at the end", "my notes\n", "{not ours"])
+def test_agent_run_never_replaces_a_file_that_is_not_predictions(run_cli, agent_inputs: list, tmp_path: Path,
+                                                                  text: str) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text(text)
+    code, _, err = run_cli(*agent_inputs, "--out", notes)
+    assert code == 2 and "Traceback" not in err and str(notes) in err.strip().splitlines()[-1], err
+    assert notes.read_text() == text
+
+
+def test_agent_run_resumes_a_file_whose_first_line_a_kill_cut(run_cli, agent_inputs: list, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text('{"qid": "2')
+    code, output, err = run_cli(*agent_inputs, "--out", cut)
+    assert code == 0 and "wrote 4 predictions" in output, err
+    assert len(cut.read_text().splitlines()) == 4

@@ -10,10 +10,12 @@ from videosearch.agent import Agent, AgentConfig
 from videosearch.corpus.annotations import read_moments
 from videosearch.engine import SearchEngine
 from videosearch.errors import ConfigError
-from videosearch.eval.predictions import append_prediction, read_predictions, write_predictions
+from videosearch.eval.predictions import Prediction, append_prediction, read_predictions, write_predictions
+from videosearch.folders import FolderInUseError
 from videosearch.policy.policy import Policy
 from videosearch.progress import progress
 
+LINE_START = b'{"qid": '  # how every line of a predictions file begins
 agent_app = typer.Typer(help="Run the search agent: verify, refine, ground.", no_args_is_help=True)
 
 
@@ -22,7 +24,8 @@ def run_command(
     index: Path = typer.Argument(..., help="Index folder (`videosearch index build`)."),
     annotations: Path = typer.Option(..., "--annotations", help="Queries (world jsonl, VERIFIED jsonl, ...)."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Policy checkpoint (`videosearch train sft`)."),
-    out: Path = typer.Option(..., "--out", help="Predictions file (JSONL); an existing one is resumed."),
+    out: Path = typer.Option(..., "--out", help="Predictions file (JSONL); an existing one is resumed, "
+                              "a file of anything else refused."),
     mode: str = typer.Option("sqr", "--mode", help="oneshot | hqr | sqr."),
     max_turns: int = typer.Option(3, "--max-turns", help="Turn limit per episode."),
     batch_size: int = typer.Option(16, "--batch-size", help="Episodes run together."),
@@ -33,7 +36,7 @@ def run_command(
     """Write one prediction per query; rerunning after an interruption skips the queries already written."""
     config = AgentConfig(mode=mode, max_turns=max_turns, exclude_judged=exclude_judged, batch_size=batch_size)
     moments = read_moments(annotations, query_field=query_field).moments
-    done = read_predictions(out, allow_truncated_tail=True) if out.exists() else []
+    done = _finished_predictions(out)
     other = sorted({str(p.extra.get("mode")) for p in done} - {mode})
     if other:
         raise ConfigError(f"{out} holds {other[0]} predictions; write {mode} predictions to another file")
@@ -48,7 +51,27 @@ def run_command(
     write_predictions(out, done)  # drops a line an interruption cut short
     with out.open("a", encoding="utf-8") as fh, progress() as bar:
         task = bar.add_task(f"agent ({mode})", total=len(moments), completed=len(done))
-        for prediction in agent.run(todo):
-            append_prediction(fh, prediction)
-            bar.advance(task)
+        # whole batches as an uninterrupted run forms them, so a resumed run writes the same predictions
+        for start in range(0, len(moments), batch_size):
+            batch = moments[start: start + batch_size]
+            if all(m.qid in finished for m in batch):
+                continue
+            for prediction in agent.run_batch(batch):
+                if prediction.qid not in finished:
+                    append_prediction(fh, prediction)
+                    bar.advance(task)
     typer.echo(f"wrote {len(todo)} predictions to {out} ({len(done)} were already there)")
+
+
+def _finished_predictions(out: Path) -> list[Prediction]:
+    """The predictions `out` already holds; a file of something else is refused, never overwritten."""
+    if not out.exists():
+        return []
+    done = read_predictions(out, allow_truncated_tail=True)
+    if not done and out.is_file():
+        with out.open("rb") as fh:
+            head = fh.read(len(LINE_START))
+        # all a killed run may leave is its first line cut short, which starts as every line we write
+        if head.strip() and not LINE_START.startswith(head) and not head.startswith(LINE_START):
+            raise FolderInUseError(f"{out} is not a predictions file: refusing to replace it; choose another --out")
+    return done
