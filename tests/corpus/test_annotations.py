@@ -372,6 +372,13 @@ def test_write_verified_round_trips(tmp_path: Path) -> None:
     assert read_moments(path, query_field="cog_desc").moments[0].query == "a square enters"
 
 
+def test_write_verified_round_trips_a_qid_of_more_digits_than_int_reads(tmp_path: Path) -> None:
+    path = _write(tmp_path / "fig.jsonl", _verified_line(desc_id="7" * 5000) + "\n")  # a string desc_id
+    moments = read_moments(path).moments
+    write_verified(tmp_path / "again.jsonl", moments)  # int("7" * 5000) raised ValueError here
+    assert read_moments(tmp_path / "again.jsonl").moments == moments
+
+
 def test_write_verified_rejects_core_overrides_and_nan(tmp_path: Path) -> None:
     moment = Moment("1", "q", "v", 0.0, 1.0, 2.0)
     with pytest.raises(ValueError, match="may not set"):

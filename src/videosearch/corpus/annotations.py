@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import reprlib
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -188,9 +189,12 @@ def _verified_record(moment: Moment, extra: Mapping[str, Any]) -> dict[str, Any]
     overridden = sorted(set(extra) & set(_VERIFIED_CORE_FIELDS))
     if overridden:
         raise ValueError(f"extra[{moment.qid!r}] may not set {overridden}; change the Moment instead")
-    # VERIFIED desc_ids are ints; write a qid such as "65" as 65 but keep "065" or "q1" as strings.
-    as_int = moment.qid.isascii() and moment.qid.isdecimal() and str(int(moment.qid)) == moment.qid
-    desc_id: int | str = int(moment.qid) if as_int else moment.qid
+    # VERIFIED desc_ids are ints; write a qid such as "65" as 65 but keep "065", "q1" or one of more digits than
+    # int() reads as strings.
+    qid = moment.qid
+    readable = len(qid) <= (sys.get_int_max_str_digits() or len(qid))
+    as_int = qid.isascii() and qid.isdecimal() and readable and str(int(qid)) == qid
+    desc_id: int | str = int(qid) if as_int else qid
     record: dict[str, Any] = {
         "video": moment.video_id,
         "time": [moment.start_s, moment.end_s],
