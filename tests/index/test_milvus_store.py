@@ -107,3 +107,14 @@ def test_approximate_milvus_indexes_recall(factory: str) -> None:
     found = store.search(queries, k=10).ids
     store.close()
     assert np.mean([len(set(a) & {f"v{r}" for r in row}) / 10 for a, row in zip(found, rows)]) > 0.9
+
+
+def test_corrupt_milvus_lite_data_names_the_store(tmp_path: Path) -> None:
+    store = create_store(IndexConfig(backend="milvus"), dim=8, model_id="m")
+    store.add([f"v{i}" for i in range(5)], unit_vectors(5, 8, seed=3))
+    store.save(tmp_path / "index")
+    store.close()
+    schema = next((tmp_path / "index" / "milvus.db").rglob("schema.json"))
+    schema.write_text(schema.read_text()[:20])
+    with pytest.raises(StoreError, match=rf"^{tmp_path / 'index'}: the milvus-lite data in milvus.db cannot"):
+        open_store(tmp_path / "index")

@@ -313,7 +313,13 @@ class MilvusStore(VectorStore):
             except BaseException:
                 shutil.rmtree(workdir, ignore_errors=True)
                 raise
-        store._connect(workdir)
+        try:
+            store._connect(workdir)
+        except StoreError as e:
+            if workdir is None:
+                raise
+            raise StoreError(path, f"the milvus-lite data in {DB_NAME} cannot be opened ({e.reason}); "
+                             "rebuild the index") from None
         store._check_collection(path, count)
         return store
 
