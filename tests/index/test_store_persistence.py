@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +162,14 @@ def test_empty_store_round_trip_and_trains_later(tmp_path: Path, factory: str) -
     vectors = unit_vectors(100, DIM)
     loaded.add([f"v{i}" for i in range(100)], vectors)
     assert loaded.search(vectors[:2], k=1).ids == [["v0"], ["v1"]]
+
+
+def test_leftovers_of_a_killed_save_are_removed_by_the_next_save(tmp_path: Path) -> None:
+    store, _ = make_store(10)
+    store.save(tmp_path / "index")
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for name in (f"index.tmp-{proc.stdout.strip()}", f"index.old-{proc.stdout.strip()}"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "index.faiss").write_bytes(b"half an index")
+    store.save(tmp_path / "index")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
