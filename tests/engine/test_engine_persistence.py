@@ -185,11 +185,14 @@ def test_a_corrupt_index_is_one_line_from_the_cli(engine: SearchEngine, tmp_path
     assert isinstance(IndexFileError("x", "y"), VideosearchError)
 
 
-def test_manifest_with_another_format_is_refused(engine: SearchEngine, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("change", "message"), [({"format_version": 99}, "index format 99"),
+                                                ({"videos": 3}, "counts 3 videos but segments.npz holds 12")])
+def test_a_manifest_that_does_not_fit_is_refused(engine: SearchEngine, tmp_path: Path, change: dict,
+                                                 message: str) -> None:
     engine.save(tmp_path / "index")
     manifest = tmp_path / "index" / "engine.json"
-    manifest.write_text(json.dumps(json.loads(manifest.read_text()) | {"format_version": 99}))
-    with pytest.raises(IndexFileError, match="index format 99"):
+    manifest.write_text(json.dumps(json.loads(manifest.read_text()) | change))
+    with pytest.raises(IndexFileError, match=message):
         SearchEngine.load(tmp_path / "index")
 
 

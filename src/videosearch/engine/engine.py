@@ -321,6 +321,9 @@ class SearchEngine:
             raise IndexMismatchError(f"{folder} was built with embedder {manifest['model_id']} but "
                                      f"{embedder.model_id} was given: rebuild the index or use the matching embedder")
         segments = _read_segments(folder / SEGMENTS, manifest["dim"])
+        if manifest.get("videos", len(segments)) != len(segments):
+            raise IndexFileError(folder / MANIFEST, f"it counts {manifest['videos']} videos but {SEGMENTS} holds "
+                                 f"{len(segments)}")
         stored = set(store.ids())
         if stored != set(segments):
             odd = sorted(stored ^ set(segments))
