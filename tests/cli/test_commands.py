@@ -59,6 +59,7 @@ def test_index_add_extends_without_rebuild(run_cli, index_dir: Path, small_world
         (("search", "{index}", "a query", "-k", "0"), "k must be"),
         (("index", "build", "--videos", "{missing}", "--out", "{tmp}/x", "--embedder", "{tmp}/embedder"), "missing"),
         (("index", "build", "--videos", "{tmp}", "--out", "{tmp}/x", "--embedder", "{missing}"), "retriever train"),
+        (("index", "build", "--videos", "{tmp}", "--out", "{tmp}/x", "--embedder", "{damaged}"), "damaged embedder"),
         (("index", "build", "--videos", "{tmp}", "--out", "{tmp}/x", "--embedder", "{tmp}/embedder",
           "--backend", "elastic"), "backend"),
         (("baseline", "run", "{index}", "--annotations", "{missing}", "--out", "{tmp}/p.jsonl"), "missing"),
@@ -69,7 +70,9 @@ def test_index_add_extends_without_rebuild(run_cli, index_dir: Path, small_world
 )
 def test_user_errors_are_one_line_without_traceback(run_cli, args: tuple[str, ...], fragment: str, index_dir: Path,
                                                     tmp_path: Path) -> None:
-    values = {"index": index_dir, "missing": tmp_path / "missing", "tmp": tmp_path}
+    shutil.copytree(tmp_path / "embedder", tmp_path / "damaged")
+    (tmp_path / "damaged" / "config.json").write_text('{"kind": "mini", "video_tow')
+    values = {"index": index_dir, "missing": tmp_path / "missing", "tmp": tmp_path, "damaged": tmp_path / "damaged"}
     code, _, err = run_cli(*(a.format(**values) for a in args))
     assert code == 2, err
     assert fragment in err and "Traceback" not in err

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from videosearch.corpus.types import VideoFrames
@@ -111,12 +112,18 @@ class MiniEmbedder(Embedder):
         if not config_path.exists() or not (folder / WEIGHTS).exists():
             raise ConfigError(f"{folder} is not a saved mini embedder (needs config.json and {WEIGHTS}); "
                               "train one with `videosearch retriever train`")
-        config = json.loads(config_path.read_text())
-        tower = config["video_tower"]
-        tower["channels"] = tuple(tower["channels"])
-        embedder = cls(VideoTowerConfig(**tower), config.get("text_model_path"))
         try:
-            embedder.video.load_state_dict(load_file(folder / WEIGHTS))
+            config = json.loads(config_path.read_text())
+            tower = config["video_tower"]
+            tower["channels"] = tuple(tower["channels"])
+            video_config = VideoTowerConfig(**tower)
+            weights = load_file(folder / WEIGHTS)
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+            raise ConfigError(f"{folder} holds a damaged embedder ({type(exc).__name__}: {exc}): save it again, or "
+                              "train one with `videosearch retriever train`") from None
+        embedder = cls(video_config, config.get("text_model_path"))
+        try:
+            embedder.video.load_state_dict(weights)
         except RuntimeError as exc:
             raise ConfigError(f"{folder / WEIGHTS} does not fit the video tower of its config.json (saved by another "
                               f"version?): retrain with `videosearch retriever train`. {str(exc).splitlines()[0]}"
