@@ -15,7 +15,8 @@ Example:
 
 A malformed line or record raises AnnotationError naming `file:line` (the record number, 1-based,
 for the JSON formats); with `skip_bad=True` it is left out, listed in `Annotations.skipped`, and
-a warning gives the count.
+a warning gives the count. Odd values (integers of 5000 digits or beyond float range, NaN, deep
+nesting, half a surrogate pair) are malformed entries like any other, never a raw Python error.
 """
 
 from __future__ import annotations

@@ -158,8 +158,9 @@ def read_predictions(path: str | os.PathLike[str], *, allow_truncated_tail: bool
 
     Raises:
         PredictionError: the file is missing or a line is malformed (``file:line: what is wrong``):
-            bad JSON, a missing field, a wrong type, an unknown answer, a span that is not two
-            numbers, no judgements, or a qid seen before.
+            bad JSON (also nesting too deep to parse), a missing field, a wrong type, an unknown
+            answer, a span that is not two finite numbers, a count not below 2**63, no judgements,
+            an extra field that strict JSON cannot store (NaN, Infinity), or a qid seen before.
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
