@@ -129,7 +129,12 @@ def recover_swap(path: Path, marker: str) -> Path | None:
     old, pid = max(aside, key=lambda item: item[0].stat().st_mtime)
     tmp = path.with_name(f"{path.name}.tmp-{pid}")
     source = tmp if (tmp / marker).is_file() else old
-    os.rename(source, path)
+    try:
+        os.rename(source, path)
+    except FileNotFoundError:
+        if path.is_dir():  # another process restored it first
+            return None
+        raise
     fsync_dir(path.parent)
     logger.warning("an interrupted save left %s missing: restored it from %s", path, source)
     return source

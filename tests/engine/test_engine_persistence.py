@@ -113,6 +113,24 @@ def test_without_the_new_folder_the_previous_index_is_restored(engine: SearchEng
     assert sorted(SearchEngine.load(out).video_ids) == before
 
 
+def test_two_loads_restoring_at_once_both_succeed(engine: SearchEngine, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "index"
+    engine.save(out)
+    interrupt_second_rename(monkeypatch, out)
+    with pytest.raises(KeyboardInterrupt):
+        engine.save(out)
+    monkeypatch.undo()
+    real_rename = os.rename
+
+    def another_process_wins(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        real_rename(src, dst)  # the other loader restores the folder first; ours then finds no source
+        raise FileNotFoundError(src)
+
+    monkeypatch.setattr(folders.os, "rename", another_process_wins)
+    assert sorted(SearchEngine.load(out).video_ids) == sorted(engine.video_ids)
+
+
 def test_a_save_in_progress_elsewhere_is_not_touched(engine: SearchEngine, tmp_path: Path) -> None:
     out = tmp_path / "index"
     engine.save(out)
