@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,3 +37,28 @@ def kill_videosearch_after(delay_s: float, *args: object, cwd: Path | None = Non
     if proc.stderr:
         proc.stderr.close()
     return False
+
+
+def kill_videosearch_when(path: Path, lines: int, extra_s: float, *args: object, cwd: Path | None = None,
+                          timeout_s: float = 600) -> bool:
+    """Start `videosearch ARGS`, SIGKILL its process group `extra_s` after it has written `path` (a log, a
+    predictions file) to `lines` lines: a kill in the middle of the work, whatever the start-up takes. True if it
+    finished first."""
+    started_ns = time.time_ns()
+    with tempfile.TemporaryFile("w+") as stderr:  # a file, not a pipe: a chatty command never blocks on it
+        proc = subprocess.Popen([VIDEOSEARCH, *map(str, args)], cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr,
+                                text=True, start_new_session=True)
+        deadline, give_up = None, time.monotonic() + timeout_s
+        while proc.poll() is None:
+            if (deadline is None and path.exists() and path.stat().st_mtime_ns >= started_ns
+                    and path.read_bytes().count(b"\n") >= lines):
+                deadline = time.monotonic() + extra_s
+            if (deadline is not None and time.monotonic() >= deadline) or time.monotonic() > give_up:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                assert time.monotonic() <= give_up, f"videosearch ran past {timeout_s} s"
+                return False
+            time.sleep(0.01)
+        stderr.seek(0)
+        assert proc.returncode == 0, f"videosearch exited {proc.returncode} before the kill:\n{stderr.read()}"
+        return True

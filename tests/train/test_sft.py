@@ -13,7 +13,6 @@ from videosearch.errors import ConfigError
 from videosearch.policy.policy import Policy, PolicyConfig
 from videosearch.train import sft
 from videosearch.train.sft import SFTConfig, info_nce, train_sft
-from videosearch.train.sft_data import build_world_sft_data, write_sft_examples
 
 
 def test_info_nce_negatives_follow_the_rules() -> None:
@@ -44,14 +43,6 @@ def test_info_nce_drops_negatives_as_close_as_the_positive() -> None:
                     torch.Generator().manual_seed(0))
     others = torch.log(1 + 2 * torch.exp(torch.tensor(-1.0)))  # only videos 2 and 3 remain as negatives
     torch.testing.assert_close(loss, others)
-
-
-@pytest.fixture
-def sft_inputs(small_world: Path, engine: SearchEngine, tmp_path: Path) -> tuple[Path, Path]:
-    engine.save(tmp_path / "index")
-    examples, _ = build_world_sft_data(small_world, tmp_path / "index", "test", seed=0, max_examples=6)
-    write_sft_examples(tmp_path / "sft.jsonl", examples)
-    return tmp_path / "sft.jsonl", tmp_path / "index"
 
 
 def _config(data: Path, index: Path, out: Path, **values: object) -> SFTConfig:
