@@ -7,14 +7,18 @@ two renames of a save is a window of microseconds: tests/engine/test_engine_pers
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import signal
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from killing import kill_videosearch_after, run_videosearch
+from killing import VIDEOSEARCH, kill_videosearch_after, run_videosearch
 
 from videosearch.embed import MiniEmbedder
 from videosearch.engine import SearchEngine
@@ -23,17 +27,61 @@ from videosearch.errors import VideosearchError
 pytestmark = pytest.mark.kill
 
 
-def timed_run(*args: object) -> float:
+def measured_run(folder: Path, *args: object) -> tuple[float, float]:
+    """Run `videosearch ARGS` to the end; returns its duration and how long `folder` kept changing (from the first
+    change to the last: the save into it), in seconds."""
+    stamp = folder.stat().st_mtime_ns
     start = time.monotonic()
-    run_videosearch(*args)
-    return time.monotonic() - start
+    changes = []
+    proc = subprocess.Popen([VIDEOSEARCH, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    while proc.poll() is None:
+        if folder.stat().st_mtime_ns != stamp:
+            stamp = folder.stat().st_mtime_ns
+            changes.append(time.monotonic())
+        time.sleep(0.001)
+    duration_s = time.monotonic() - start
+    _, stderr = proc.communicate()
+    assert proc.returncode == 0, f"videosearch exited {proc.returncode}:\n{stderr}"
+    assert changes, f"videosearch {args} never wrote into {folder}"
+    return duration_s, changes[-1] - changes[0] + 0.01
 
 
-def kill_delays(duration_s: float, rounds: int, seed: int) -> list[float]:
-    """One delay per round, each drawn from its own slice of the run: early ones fall in start-up, late ones in
-    the decoding, embedding and saving."""
+def kill_at_random_points(index: Path, spans_s: tuple[float, float], rounds: int, seed: int,
+                          *args: object) -> Iterator[bool]:
+    """Run the command `rounds` times, killing it each time; yields whether it had finished first.
+
+    `spans_s` are the measured run's duration and save time. Even rounds kill after a delay drawn from their own
+    slice of the run (early ones in start-up, later ones in decoding and embedding); odd rounds kill at a random
+    moment of their own slice of the save (timed from the first change of the folder holding the index), which
+    timed kills almost never hit.
+    """
+    duration_s, save_s = spans_s
     rng = random.Random(seed)
-    return [duration_s * rng.uniform(i / rounds, (i + 1) / rounds) for i in range(rounds)]
+    saves = max(2, rounds // 2)  # slices of the save; at 3 rounds its one save kill falls in the publishing half
+    for i in range(rounds):
+        if i % 2 == 0:
+            yield kill_videosearch_after(duration_s * rng.uniform(i / rounds, (i + 1) / rounds), *args)
+        else:
+            j = saves - 1 - i // 2  # the first save kill falls in the last slice of the save, the next earlier
+            yield kill_when_folder_changes(index.parent, save_s * rng.uniform(j / saves, (j + 1) / saves), *args)
+
+
+def kill_when_folder_changes(folder: Path, delay_s: float, *args: object) -> bool:
+    """Start `videosearch ARGS`, SIGKILL it `delay_s` after `folder` changes; True if it had finished first."""
+    stamp = folder.stat().st_mtime_ns
+    proc = subprocess.Popen([VIDEOSEARCH, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    while proc.poll() is None and folder.stat().st_mtime_ns == stamp:
+        time.sleep(0.001)
+    deadline = time.monotonic() + delay_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    _, stderr = proc.communicate()
+    assert proc.returncode in (0, -signal.SIGKILL), f"videosearch exited {proc.returncode}:\n{stderr}"
+    return proc.returncode == 0
 
 
 def load_ids(index: Path) -> set[str] | None:
@@ -68,11 +116,13 @@ def test_index_build_survives_kills(small_world: Path, embedder_dir: Path, tmp_p
     videos = small_world / "videos" / "test"
     everything = {p.stem for p in videos.glob("*.mp4")}
     reference = tmp_path / "reference" / "index"
-    duration_s = timed_run("index", "build", "--videos", videos, "--embedder", embedder_dir, "--out", reference)
+    reference.parent.mkdir()
+    spans_s = measured_run(reference.parent, "index", "build", "--videos", videos, "--embedder", embedder_dir,
+                           "--out", reference)
     index = tmp_path / "killed" / "index"
     index.parent.mkdir()
-    for delay in kill_delays(duration_s, kill_rounds, seed=7):
-        kill_videosearch_after(delay, "index", "build", "--videos", videos, "--embedder", embedder_dir, "--out", index)
+    build = ("index", "build", "--videos", videos, "--embedder", embedder_dir, "--out", index)
+    for _ in kill_at_random_points(index, spans_s, kill_rounds, 7, *build):
         assert load_ids(index) in (None, everything)  # all or nothing: never a partial index
     run_videosearch("index", "build", "--videos", videos, "--embedder", embedder_dir, "--out", index)
     assert load_ids(index) == everything
@@ -90,9 +140,8 @@ def test_index_add_survives_kills(small_world: Path, embedder_dir: Path, tmp_pat
     base.save(reference)
     index = tmp_path / "killed" / "index"
     shutil.copytree(reference, index)
-    duration_s = timed_run("index", "add", reference, "--videos", new)
-    for delay in kill_delays(duration_s, kill_rounds, seed=11):
-        kill_videosearch_after(delay, "index", "add", index, "--videos", new)
+    spans_s = measured_run(reference.parent, "index", "add", reference, "--videos", new)
+    for _ in kill_at_random_points(index, spans_s, kill_rounds, 11, "index", "add", index, "--videos", new):
         assert load_ids(index) in (old, everything)  # the old videos are always there, the new ones all or none
     run_videosearch("index", "add", index, "--videos", new)
     assert load_ids(index) == everything
