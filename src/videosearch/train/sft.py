@@ -17,7 +17,6 @@ import math
 import os
 import pickle
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,15 @@ from videosearch.config import save_config
 from videosearch.embed.base import Embedder
 from videosearch.engine import SearchEngine
 from videosearch.errors import ConfigError, VideosearchError
-from videosearch.folders import check_replaceable, fsync_dir, fsync_tree, swap_in
+from videosearch.folders import (
+    check_replaceable,
+    clean_leftovers,
+    fsync_dir,
+    fsync_tree,
+    recover_swap,
+    swap_in,
+    tmp_sibling,
+)
 from videosearch.policy.policy import Policy, PolicyConfig
 from videosearch.policy.rollout import rollout_latents
 from videosearch.progress import progress, track
@@ -219,9 +226,8 @@ def _save(policy: Policy, folder: Path, state: dict | None = None) -> None:
 
     The state file is renamed into place last, so a folder holding it is a complete checkpoint.
     """
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)  # an earlier save's leftover, cut short by a kill
+    clean_leftovers(folder)  # ours too: a temporary folder of this process is an earlier failed save
+    tmp = tmp_sibling(folder)
     policy.save(tmp)
     if state is not None:
         torch.save(state, tmp / f"{STATE_FILE}.part")
@@ -234,22 +240,13 @@ def _save(policy: Policy, folder: Path, state: dict | None = None) -> None:
 
 def _recover_checkpoint(out: Path) -> Path | None:
     """`<out>/last`, once a save a kill cut between its renames is finished; None when no checkpoint is complete."""
-    last, tmp = out / LAST, out / f".{LAST}.tmp"
-    aside = sorted(out.glob(f"{LAST}.old-*"))  # what `swap_in` renamed aside
+    last = out / LAST
+    recover_swap(last, STATE_FILE)
     if last.exists() and not (last / STATE_FILE).is_file():
         raise CheckpointError(f"{last} is not a complete checkpoint (no {STATE_FILE}): restore it, or delete it "
                               "to train again from step 0")
-    if not last.exists():
-        source = next((c for c in (tmp, *aside) if (c / STATE_FILE).is_file()), None)
-        if source is None:
-            return None
-        logger.warning("finishing a checkpoint save that was interrupted: %s becomes %s", source, last)
-        os.rename(source, last)
-        fsync_dir(out)
-    for leftover in (tmp, *aside):
-        if leftover.exists():
-            shutil.rmtree(leftover)
-    return last
+    clean_leftovers(last)
+    return last if last.exists() else None
 
 
 def _load_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: object, generator: torch.Generator) -> int:
