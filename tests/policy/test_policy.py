@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +114,20 @@ def test_bad_configs_and_checkpoints_are_clear_errors(tmp_path: Path, mini_embed
         Policy.load(tmp_path, mini_embedder)
     with pytest.raises(ConfigError, match="unknown mode"):
         policy.generate(["q"], [_video(2, 0)], mode="magic")
+
+
+@pytest.mark.parametrize(("damage", "fragment"), [
+    (lambda f: (f / "policy.json").write_text('{"preset": "tiny-mini", '), "policy.json is damaged"),
+    (lambda f: (f / "policy.json").write_text("[]"), "not a policy config"),
+    (lambda f: (f / "policy_heads.safetensors").write_bytes(b"\x00" * 7), "damaged or partial"),
+    (lambda f: (f / "policy_heads.safetensors").unlink(), "damaged or partial"),
+    (lambda f: next((f / "adapter").glob("*.safetensors")).write_bytes(b"{}"), "damaged or partial"),
+])
+def test_a_damaged_checkpoint_is_a_clear_error_naming_it(tmp_path: Path, mini_embedder: MiniEmbedder,
+                                                         policy: Policy, damage: Callable[[Path], object],
+                                                         fragment: str) -> None:
+    policy.save(tmp_path / "ckpt")
+    damage(tmp_path / "ckpt")
+    with pytest.raises(ConfigError, match=fragment) as error:
+        Policy.load(tmp_path / "ckpt", mini_embedder)
+    assert str(tmp_path / "ckpt") in str(error.value)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -132,16 +133,32 @@ class Policy(nn.Module):
         if not (folder / CONFIG_FILE).exists():
             raise ConfigError(f"{folder} is not a policy checkpoint (no {CONFIG_FILE}); train one with "
                               "`videosearch train sft`")
-        config = build_config(PolicyConfig, json.loads((folder / CONFIG_FILE).read_text()), CONFIG_FILE)
+        try:
+            values = json.loads((folder / CONFIG_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{folder / CONFIG_FILE} is damaged ({exc}): restore the checkpoint or train it "
+                              "again") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{folder / CONFIG_FILE} is not a policy config (a JSON object): restore the checkpoint")
+        config = build_config(PolicyConfig, values, CONFIG_FILE)
         lm, tokenizer, vision = build_vision(config, embedder)
         _add_tokens(lm, tokenizer, config.extra_tokens)
         hidden = lm.get_input_embeddings().embedding_dim
-        lm = PeftModel.from_pretrained(lm, folder / ADAPTER_DIR, is_trainable=trainable)
+        try:
+            lm = PeftModel.from_pretrained(lm, folder / ADAPTER_DIR, is_trainable=trainable)
+            heads = load_file(folder / HEADS_FILE)
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+            reason = (str(exc).splitlines() or [""])[0]
+            raise ConfigError(f"{folder} holds a damaged or partial policy checkpoint ({type(exc).__name__}: "
+                              f"{reason}): restore it or train it again") from None
         if not trainable:
             lm = lm.merge_and_unload()
         sqr = SQRHead(hidden, config.latent_dim or embedder.latent_dim, embedder.latent_dim)
         policy = cls(config, lm, tokenizer, vision, sqr)
-        missing, unexpected = policy.heads().load_state_dict(load_file(folder / HEADS_FILE), strict=False)
+        try:
+            missing, unexpected = policy.heads().load_state_dict(heads, strict=False)
+        except RuntimeError as exc:  # a tensor of another shape
+            raise ConfigError(f"{folder / HEADS_FILE} does not fit this policy: {str(exc).splitlines()[0]}") from None
         if missing or unexpected:
             raise ConfigError(f"{folder / HEADS_FILE} does not fit this policy (missing {missing[:3]}, "
                               f"unexpected {unexpected[:3]})")
