@@ -23,7 +23,7 @@ from videosearch.errors import VideosearchError
 from videosearch.eval.predictions import PredictionError, read_predictions, write_predictions
 from videosearch.eval.report import evaluate
 
-FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Raw JSON text that json.dumps cannot produce from a Python value (or that Python's json cannot parse).
 ODD_RAW = ["7" * 5000, "-" + "9" * 4400, "1" + "0" * 400, "1e400", "-1e400", "NaN", "Infinity", "-Infinity", "-0",

@@ -59,6 +59,9 @@ def test_search_health_and_video_endpoints(http: TestClient, served: SearchEngin
         ({"query": "a", "exclude": ["é" * (MAX_ID_BYTES // 2 + 1)]}, 422, f"{MAX_ID_BYTES} UTF-8 bytes"),
         ({"query": "a", "exclude": [""]}, 422, "exclude.0"),
         ({"query": "a", "exclude": ["tab\there"]}, 400, "control characters"),
+        ({"query": "a", "exlude": ["v"]}, 422, "exlude"),  # a misspelt field: was ignored with a 200
+        ({"vector": [True] * 384}, 422, "vector.0"),  # booleans were taken for numbers
+        ({"query": "a", "k": "3"}, 422, "k"),
     ],
 )
 def test_bad_requests_get_a_json_error_and_the_server_keeps_serving(http: TestClient, payload: dict, status: int,

@@ -22,7 +22,7 @@ def test_api_conforms_to_its_schema_and_every_error_is_json(engine: SearchEngine
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(engine))
 
     @given(case=schema.as_strategy(mode))
-    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
         # Rules beyond JSON Schema (a blank query, an all-zero vector, ids with control characters) answer 4xx to
         # schema-valid requests, so ST202 "schema-valid request rejected" does not apply; every other check does.

@@ -44,7 +44,9 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 class SearchRequest(BaseModel):
     """Exactly one of `query` (text) or `vector` (a direction: the server scales it to unit length)."""
 
-    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["query"]}, {"required": ["vector"]}]})
+    # JSON types as the schema states them (no `true` for a number, no "3" for k); a misspelt field is an error
+    model_config = ConfigDict(strict=True, extra="forbid",
+                              json_schema_extra={"oneOf": [{"required": ["query"]}, {"required": ["vector"]}]})
 
     query: Text | None = None
     vector: list[Finite] | None = None
