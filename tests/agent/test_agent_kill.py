@@ -9,7 +9,6 @@ appends of its lines, however long the start-up takes.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from killing import kill_videosearch_after, kill_videosearch_when, run_videosearch
+from test_episode import predictions_without_seconds
 
 from videosearch.corpus.annotations import read_moments
 from videosearch.engine import SearchEngine
@@ -25,14 +25,6 @@ from videosearch.policy.policy import Policy, PolicyConfig
 
 pytestmark = pytest.mark.kill
 QUERIES = 8
-
-
-def _without_seconds(path: Path) -> list[dict]:
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    for record in records:
-        for judgement in record["judgements"]:
-            judgement.pop("seconds")
-    return records
 
 
 def _written(out: Path) -> list[str]:
@@ -72,7 +64,7 @@ def test_agent_run_survives_kills(engine: SearchEngine, small_world: Path, tmp_p
         assert done == qids[: len(done)], "whole, valid, distinct predictions in the order of the queries"
         report.append(f"{when} ({'finished' if finished else f'{len(done)} written'})")
     run_videosearch(*args, "--out", out)
-    assert _without_seconds(out) == _without_seconds(tmp_path / "never_killed.jsonl")
+    assert predictions_without_seconds(out) == predictions_without_seconds(tmp_path / "never_killed.jsonl")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["index", "policy", "queries.jsonl", "never_killed.jsonl", "killed.jsonl"]), "no temporary files left"
     print(f"agent run: uninterrupted {duration_s:.1f} s; kills at {'; '.join(report)}")

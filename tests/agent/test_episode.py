@@ -61,7 +61,7 @@ def test_bad_agent_config_is_a_clear_error() -> None:
         AgentConfig(max_turns=0)
 
 
-def _without_seconds(path: Path) -> list[dict]:
+def predictions_without_seconds(path: Path) -> list[dict]:
     records = [json.loads(line) for line in path.read_text().splitlines()]
     for record in records:
         for judgement in record["judgements"]:
@@ -86,7 +86,7 @@ def test_agent_run_resumes_after_an_interruption_and_ends_with_the_same_file(
     cut.write_text("".join(lines[:3]) + lines[3][:40])  # an interruption in the middle of a line
     code, output, errors = run_cli(*args, "--out", cut)
     assert code == 0 and "3 were already there" in output, errors
-    assert _without_seconds(cut) == _without_seconds(full)
+    assert predictions_without_seconds(cut) == predictions_without_seconds(full)
     code, output, errors = run_cli(*[a if a != "sqr" else "hqr" for a in args], "--out", full)
     assert code == 2 and "holds sqr predictions" in errors and len(full.read_text().splitlines()) == 6
 

@@ -24,6 +24,20 @@ def _ramp_frames(n_frames: int = N_FRAMES, size: int = 32) -> np.ndarray:
     return np.broadcast_to(values[:, None, None, None], (n_frames, size, size, 3)).copy()
 
 
+def _mux_ramp(path: Path, **open_options: object) -> Path:
+    """The ramp as a libx264 stream at NATIVE_FPS with a pts per frame, in a container `av.open` options choose."""
+    with av.open(str(path), mode="w", **open_options) as container:  # type: ignore[call-overload]
+        stream = container.add_stream("libx264", rate=NATIVE_FPS)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for index, array in enumerate(_ramp_frames()):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
 def _frame_indices(frames: np.ndarray) -> list[int]:
     """Recover which source frame each decoded frame is from its mean brightness."""
     return [int(i) for i in np.round(frames.reshape(len(frames), -1).mean(axis=1) / BRIGHTNESS_STEP)]
@@ -120,16 +134,7 @@ def test_max_frames_without_a_declared_duration_or_with_a_wrong_one(tmp_path: Pa
     # Matroska declares the duration; AVI declares 5 s yet holds a frame less than that at 8 fps, and raw
     # H.264 declares none: the frames picked are still those of a uniform pick over all sampled frames.
     for fmt, name in (("matroska", "ramp.mkv"), ("avi", "ramp.avi"), ("h264", "ramp.h264")):
-        path = tmp_path / name
-        with av.open(str(path), mode="w", format=fmt) as container:
-            stream = container.add_stream("libx264", rate=NATIVE_FPS)
-            stream.width = stream.height = 32
-            stream.pix_fmt = "yuv420p"
-            for index, array in enumerate(_ramp_frames()):
-                frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-                frame.pts = index
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode(None))
+        path = _mux_ramp(tmp_path / name, format=fmt)
         every = read_frames(path, fps=NATIVE_FPS)
         for max_frames in (1, 3, 5, len(every), len(every) + 1):
             capped = read_frames(path, fps=NATIVE_FPS, max_frames=max_frames)
@@ -209,16 +214,7 @@ def test_truncated_mp4_fails_at_open(ramp_mp4: Path, tmp_path: Path) -> None:
 def test_truncated_mp4_with_index_first_fails_while_decoding(tmp_path: Path) -> None:
     # With the index first ("faststart") the file opens; the cut shows up as an incomplete packet,
     # which FFmpeg's frame-threaded decoder would otherwise swallow silently.
-    full = tmp_path / "faststart.mp4"
-    with av.open(str(full), mode="w", options={"movflags": "faststart"}) as container:
-        stream = container.add_stream("libx264", rate=NATIVE_FPS)
-        stream.width = stream.height = 32
-        stream.pix_fmt = "yuv420p"
-        for index, array in enumerate(_ramp_frames()):
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            frame.pts = index
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    full = _mux_ramp(tmp_path / "faststart.mp4", options={"movflags": "faststart"})
     assert len(read_frames(full, fps=NATIVE_FPS)) == N_FRAMES
     data = full.read_bytes()
     path = tmp_path / "cut.mp4"
