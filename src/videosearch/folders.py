@@ -1,8 +1,9 @@
 """Folders we write: refuse to replace what is not ours, fsync what we publish, swap folders in by rename.
 
-A writer builds `NAME.tmp-PID` beside the target, fsyncs it and calls `swap_in`, which renames the target aside to
-`NAME.old-PID` and the temporary folder in. A writer killed on the way leaves those siblings: `recover_swap`
-restores a target lost between the two renames, `clean_leftovers` deletes what writers that no longer run left.
+A writer builds `.NAME.videosearch-tmp-PID` beside the target, fsyncs it and calls `swap_in`, which renames the
+target aside to `.NAME.videosearch-old-PID` and the temporary folder in (names no user's backup would have).
+A writer killed on the way leaves those siblings: `recover_swap` restores a target lost between the two renames,
+`clean_leftovers` deletes what writers that no longer run left.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ class FolderInUseError(VideosearchError):
 def check_replaceable(folder: Path, marker: str, what: str) -> None:
     """Allow writing `folder` only if it is missing, empty, or a `what` we wrote (it holds `marker`)."""
     folder = Path(folder)
-    if not folder.exists() and not folder.is_symlink():
+    if folder.is_symlink():  # the swap would replace the link by a folder and leave what it points to stale
+        raise FolderInUseError(f"{folder} is a symbolic link: give the folder it points to, {folder.resolve()}")
+    if not folder.exists():
         return
     if not folder.is_dir():
         raise FolderInUseError(f"{folder} is a file, not a {what} folder: choose a new or empty folder")
@@ -57,28 +60,34 @@ def fsync_dir(path: Path) -> None:
 
 
 def swap_in(tmp: Path, path: Path) -> None:
-    """Rename tmp to path; an existing path is renamed aside first and deleted after."""
-    if not path.exists():
+    """Rename tmp to path; an existing path is renamed aside first and deleted after, with dead writers' leftovers."""
+    if path.exists():
+        old = aside_sibling(path)
+        if old.exists():
+            shutil.rmtree(old)
+        os.rename(path, old)
         os.rename(tmp, path)
         fsync_dir(path.parent)
-        return
-    old = path.with_name(f"{path.name}.old-{os.getpid()}")
-    if old.exists():
         shutil.rmtree(old)
-    os.rename(path, old)
-    os.rename(tmp, path)
-    fsync_dir(path.parent)
-    shutil.rmtree(old)
+    else:
+        os.rename(tmp, path)
+        fsync_dir(path.parent)
+    clean_leftovers(path)  # now that `path` exists again, a dead writer's set-aside copy is no longer the only one
 
 
-def tmp_sibling(path: Path) -> Path:
-    """The temporary folder this process builds `path` in before `swap_in` publishes it."""
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+def tmp_sibling(path: Path, pid: int | None = None) -> Path:
+    """The temporary folder process `pid` (this one by default) builds `path` in before `swap_in` publishes it."""
+    return path.with_name(f".{path.name}.videosearch-tmp-{os.getpid() if pid is None else pid}")
+
+
+def aside_sibling(path: Path, pid: int | None = None) -> Path:
+    """Where `swap_in` of process `pid` (this one by default) sets the old `path` aside between its two renames."""
+    return path.with_name(f".{path.name}.videosearch-old-{os.getpid() if pid is None else pid}")
 
 
 def _leftovers(path: Path) -> list[tuple[str, Path, int]]:
-    """(kind, folder, writer pid) of every `NAME.tmp-PID` and `NAME.old-PID` sibling of `path`."""
-    pattern = re.compile(rf"{re.escape(path.name)}\.(tmp|old)-(\d+)")
+    """(kind, folder, writer pid) of every `tmp_sibling` and `aside_sibling` of `path`."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.videosearch-(tmp|old)-(\d+)")
     if not path.parent.is_dir():
         return []
     found = []
@@ -105,7 +114,7 @@ def writer_running(pid: int) -> bool:
 def clean_leftovers(path: Path) -> None:
     """Delete the temporary and set-aside folders that writers of `path` which no longer run left behind.
 
-    A set-aside `.old-PID` folder is kept while `path` is missing: it is then the only copy (see `recover_swap`).
+    A set-aside folder is kept while `path` is missing: it is then the only copy (see `recover_swap`).
     """
     for kind, folder, pid in _leftovers(path):
         if writer_running(pid) or (kind == "old" and not path.exists()):
@@ -115,7 +124,7 @@ def clean_leftovers(path: Path) -> None:
 
 
 def recover_swap(path: Path, marker: str) -> Path | None:
-    """Finish a `swap_in` that a killed writer left between its two renames (`path` missing, `.old-PID` aside).
+    """Finish a `swap_in` that a killed writer left between its two renames (`path` missing, its old copy aside).
 
     The writer's temporary folder was complete and fsynced before the first rename, so it is moved in when it
     holds `marker`; otherwise the set-aside folder is moved back. Returns the folder moved in, or None.
@@ -127,7 +136,7 @@ def recover_swap(path: Path, marker: str) -> Path | None:
     if not aside:
         return None
     old, pid = max(aside, key=lambda item: item[0].stat().st_mtime)
-    tmp = path.with_name(f"{path.name}.tmp-{pid}")
+    tmp = tmp_sibling(path, pid)
     source = tmp if (tmp / marker).is_file() else old
     try:
         os.rename(source, path)
@@ -138,6 +147,11 @@ def recover_swap(path: Path, marker: str) -> Path | None:
     fsync_dir(path.parent)
     logger.warning("an interrupted save left %s missing: restored it from %s", path, source)
     return source
+
+
+def aside_copies(path: Path) -> list[Path]:
+    """The copies of `path` that interrupted saves set aside, whoever wrote them."""
+    return [folder for kind, folder, _ in _leftovers(path) if kind == "old"]
 
 
 def saves_in_progress(path: Path) -> list[int]:

@@ -64,7 +64,7 @@ def test_save_fsyncs_every_published_file_and_the_parent(engine: SearchEngine, t
 
     monkeypatch.setattr(folders.os, "fsync", record)
     engine.save(tmp_path / "index")
-    tmp = str(tmp_path / f"index.tmp-{os.getpid()}")
+    tmp = str(folders.tmp_sibling(tmp_path / "index"))
     published = {str(p.relative_to(tmp_path / "index")) for p in (tmp_path / "index").rglob("*")}
     assert {"engine.json", "segments.npz", "embedder", "embedder/config.json", "store"} <= published
     assert published <= {os.path.relpath(p, tmp) for p in synced if p.startswith(tmp + "/")}
@@ -76,7 +76,7 @@ def interrupt_second_rename(monkeypatch: pytest.MonkeyPatch, out: Path) -> None:
     real_rename = os.rename
 
     def rename(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-        if Path(dst) == out and Path(src).name.startswith(f"{out.name}.tmp-"):
+        if Path(dst) == out and Path(src) == folders.tmp_sibling(out):
             raise KeyboardInterrupt
         real_rename(src, dst)
 
@@ -92,7 +92,7 @@ def test_a_save_killed_between_the_renames_is_finished_on_load(engine: SearchEng
     with pytest.raises(KeyboardInterrupt):
         engine.save(out)
     monkeypatch.undo()
-    assert not out.exists() and (tmp_path / f"index.old-{os.getpid()}" / "engine.json").is_file()
+    assert not out.exists() and (folders.aside_sibling(out) / "engine.json").is_file()
     loaded = SearchEngine.load(out)  # the new index was complete and fsynced: it is moved in
     assert sorted(loaded.video_ids) == sorted(engine.video_ids)
     loaded.save(out)
@@ -109,7 +109,7 @@ def test_without_the_new_folder_the_previous_index_is_restored(engine: SearchEng
     with pytest.raises(KeyboardInterrupt):
         engine.save(out)
     monkeypatch.undo()
-    (tmp_path / f"index.tmp-{os.getpid()}" / "engine.json").unlink()
+    (folders.tmp_sibling(out) / "engine.json").unlink()
     assert sorted(SearchEngine.load(out).video_ids) == before
 
 
@@ -136,10 +136,10 @@ def test_a_save_in_progress_elsewhere_is_not_touched(engine: SearchEngine, tmp_p
     engine.save(out)
     writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        os.rename(out, tmp_path / f"index.old-{writer.pid}")
+        os.rename(out, folders.aside_sibling(out, writer.pid))
         with pytest.raises(VideosearchError, match=f"being saved by process {writer.pid}"):
             SearchEngine.load(out)
-        assert (tmp_path / f"index.old-{writer.pid}").is_dir()
+        assert folders.aside_sibling(out, writer.pid).is_dir()
     finally:
         writer.kill()
         writer.wait()
@@ -149,14 +149,14 @@ def test_leftovers_of_dead_writers_are_removed_on_the_next_save(engine: SearchEn
     out = tmp_path / "index"
     engine.save(out)
     gone = dead_pid()
-    for name in (f"index.tmp-{gone}", f"index.old-{gone}"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "segments.npz").write_bytes(b"half")
+    for leftover in (folders.tmp_sibling(out, gone), folders.aside_sibling(out, gone)):
+        leftover.mkdir()
+        (leftover / "segments.npz").write_bytes(b"half")
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (tmp_path / f"index.tmp-{live.pid}").mkdir()
+        folders.tmp_sibling(out, live.pid).mkdir()
         engine.save(out)
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["index", f"index.tmp-{live.pid}"]
+        assert sorted(tmp_path.iterdir()) == sorted([out, folders.tmp_sibling(out, live.pid)])
     finally:
         live.kill()
         live.wait()
@@ -220,3 +220,31 @@ def test_round_trip_keeps_rankings_and_segments(engine: SearchEngine, tmp_path: 
     assert ranking(loaded) == ranking(engine)
     vid = engine.video_ids[0]
     assert loaded.video_info(vid) == engine.video_info(vid)
+
+
+def test_a_users_backup_beside_the_index_is_never_taken_for_a_leftover(engine: SearchEngine, tmp_path: Path) -> None:
+    out = tmp_path / "index"
+    for backup in ("index.old-20240501", "index.tmp-1", ".index.old-2"):  # named like our siblings once were
+        (tmp_path / backup).mkdir()
+        (tmp_path / backup / "engine.json").write_text("{}")
+    engine.save(out)
+    engine.save(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".index.old-2", "index", "index.old-20240501", "index.tmp-1"]
+
+
+def test_an_index_path_that_is_a_symbolic_link_is_refused_untouched(engine: SearchEngine, tmp_path: Path) -> None:
+    engine.save(tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(VideosearchError, match=f"symbolic link: give the folder it points to, {tmp_path / 'real'}"):
+        engine.save(tmp_path / "link")
+    assert (tmp_path / "link").is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_a_dead_writers_set_aside_copy_goes_once_the_folder_is_written_again(engine: SearchEngine,
+                                                                            tmp_path: Path) -> None:
+    out = tmp_path / "index"
+    engine.save(out)
+    os.rename(out, folders.aside_sibling(out, dead_pid()))  # a writer killed between its renames, no new folder
+    (tmp_path / "index").mkdir()  # ...and the folder made again empty, so nothing is restored from the copy
+    engine.save(out)
+    assert sorted(tmp_path.iterdir()) == [out], "the stale copy is removed after the swap"

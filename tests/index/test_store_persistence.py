@@ -13,6 +13,7 @@ import pytest
 from index_testdata import unit_vectors
 
 from videosearch.errors import IndexMismatchError
+from videosearch.folders import aside_sibling, tmp_sibling
 from videosearch.index import FaissStore, IndexConfig, StoreError, create_store, open_store
 from videosearch.index import base as base_module
 from videosearch.index import faiss_store as faiss_module
@@ -122,7 +123,7 @@ def test_interrupted_save_keeps_the_previous_store(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(base_module.shutil, "rmtree", lambda *args, **kwargs: None)
     with pytest.raises(KeyboardInterrupt):
         new.save(tmp_path / "index")
-    leftover = tmp_path / f"index.tmp-{os.getpid()}"
+    leftover = tmp_sibling(tmp_path / "index")
     assert (leftover / "index.faiss").read_bytes() == b"half an index"
     with pytest.raises(StoreError, match="no config.json"):
         open_store(leftover)
@@ -147,7 +148,7 @@ def test_crash_between_the_two_renames_points_at_the_previous_store(
     with pytest.raises(KeyboardInterrupt):
         old.save(tmp_path / "index")
     monkeypatch.undo()
-    aside = tmp_path / f"index.old-{os.getpid()}"
+    aside = aside_sibling(tmp_path / "index")
     with pytest.raises(StoreError, match=f"previous store at {aside}"):
         open_store(tmp_path / "index")
     assert len(open_store(aside)) == 20
@@ -168,8 +169,9 @@ def test_leftovers_of_a_killed_save_are_removed_by_the_next_save(tmp_path: Path)
     store, _ = make_store(10)
     store.save(tmp_path / "index")
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    for name in (f"index.tmp-{proc.stdout.strip()}", f"index.old-{proc.stdout.strip()}"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "index.faiss").write_bytes(b"half an index")
+    gone = int(proc.stdout)
+    for leftover in (tmp_sibling(tmp_path / "index", gone), aside_sibling(tmp_path / "index", gone)):
+        leftover.mkdir()
+        (leftover / "index.faiss").write_bytes(b"half an index")
     store.save(tmp_path / "index")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]

@@ -21,6 +21,7 @@ import torch
 from killing import kill_videosearch_after, kill_videosearch_when, run_videosearch
 from safetensors.torch import load_file
 
+from videosearch.folders import aside_copies
 from videosearch.train.sft import STATE_FILE
 
 pytestmark = pytest.mark.kill
@@ -45,7 +46,7 @@ def _logged_steps(out: Path) -> list[int]:
 def _assert_valid_after_kill(out: Path) -> None:
     steps = _logged_steps(out)
     assert steps == list(range(1, len(steps) + 1)), f"log steps {steps}"
-    for folder in (out / "last", *out.glob("last.old-*")):
+    for folder in (out / "last", *aside_copies(out / "last")):
         if (folder / STATE_FILE).exists():
             state = torch.load(folder / STATE_FILE, weights_only=True)
             assert 1 <= state["step"] <= len(steps), "a checkpoint is never ahead of the log"

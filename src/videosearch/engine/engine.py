@@ -35,6 +35,7 @@ from videosearch.corpus.video import list_videos, read_frames
 from videosearch.embed import Embedder, VideoEmbedding, load_embedder
 from videosearch.errors import IndexMismatchError, VideoReadError, VideosearchError
 from videosearch.folders import (
+    aside_copies,
     check_replaceable,
     clean_leftovers,
     fsync_tree,
@@ -344,7 +345,9 @@ def _read_manifest(folder: Path) -> dict:
         restored = recover_swap(folder, MANIFEST)
         writers = saves_in_progress(folder)
         if restored is None and writers:
-            raise VideosearchError(f"{folder} is being saved by process {writers[0]} right now: retry when it ends")
+            aside = [str(copy) for copy in aside_copies(folder)] or ["its set-aside copy"]
+            raise VideosearchError(f"{folder} is being saved by process {writers[0]} right now: retry when it ends "
+                                   f"(if no save runs, rename {aside[0]} to {folder})")
     path = folder / MANIFEST
     if not path.is_file():
         state = "does not exist" if not folder.exists() else f"holds no {MANIFEST}"

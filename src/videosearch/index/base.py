@@ -5,7 +5,7 @@ queries. Backends implement the underscored hooks; the public methods here valid
 backend rejects the same bad calls with the same errors.
 
 A saved store is a directory: backend data files plus `config.json`, which is written last. `save` builds the
-directory beside the target (`<dir>.tmp-<pid>`), fsyncs it and swaps it in with renames, so an interrupted save
+directory beside the target (`folders.tmp_sibling`), fsyncs it and swaps it in with renames, so an interrupted save
 leaves either the previous store or none, never a half-written one that loads.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from videosearch.errors import IndexMismatchError, VideosearchError
-from videosearch.folders import clean_leftovers, fsync_tree, swap_in, tmp_sibling
+from videosearch.folders import aside_copies, clean_leftovers, fsync_tree, swap_in, tmp_sibling
 from videosearch.index.config import IndexConfig
 
 logger = logging.getLogger(__name__)
@@ -392,7 +392,7 @@ def read_store_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_dir():
-        aside = sorted(path.parent.glob(f"{path.name}.old-*")) if path.parent.is_dir() else []
+        aside = aside_copies(path)
         hint = (f"; an interrupted save left the previous store at {aside[0]}, rename it to {path}" if aside
                 else "; build the index first")
         raise StoreError(path, "no such store directory" + hint)

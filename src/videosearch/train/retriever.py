@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from videosearch.embed.mini import MiniEmbedder, frames_to_tensor, segment_spans
 from videosearch.embed.video_tower import VideoTowerConfig
 from videosearch.errors import ConfigError
 from videosearch.eval.metrics import temporal_iou
-from videosearch.folders import check_replaceable, fsync_tree, swap_in
+from videosearch.folders import check_replaceable, clean_leftovers, fsync_tree, recover_swap, swap_in, tmp_sibling
 from videosearch.progress import track
 
 logger = logging.getLogger(__name__)
@@ -118,6 +117,7 @@ def train_retriever(config: RetrieverTrainConfig) -> MiniEmbedder:
     world, out = Path(config.world), Path(config.out)
     if not (world / "world.json").exists():
         raise ConfigError(f"{world} is not a complete synthetic world: run `videosearch world generate --out {world}`")
+    recover_swap(out, LOG_FILE)  # a run killed while publishing its output
     check_replaceable(out, LOG_FILE, "retriever training output")  # before the work, not after
     embedder = MiniEmbedder(config.video_tower)
     train_moments, train_videos = load_split(world, "train", embedder)
@@ -174,9 +174,8 @@ def train_retriever(config: RetrieverTrainConfig) -> MiniEmbedder:
 
 def _save(embedder: MiniEmbedder, config: RetrieverTrainConfig, history: list[dict], out: Path) -> None:
     """Write the embedder, its log and config beside `out`, then swap them in: `out` is never left half written."""
-    tmp = out.with_name(f".{out.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)  # an earlier run's leftover, cut short by a kill
+    clean_leftovers(out)  # what a killed earlier run left beside `out`
+    tmp = tmp_sibling(out)
     embedder.save_pretrained(tmp)
     save_config(config, tmp / "config.yaml")
     (tmp / LOG_FILE).write_text(json.dumps({"config": asdict(config), "history": history}, indent=2))

@@ -267,7 +267,7 @@ def _load_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: object,
         else:
             logger.warning("%s holds no random state (saved by an older version): the resumed run will not "
                            "repeat an uninterrupted one exactly", path)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise CheckpointError(f"{path} does not hold the trainer state of this run ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:200]}); restore it, or delete {path.parent} to train "
                               "again from step 0") from None
