@@ -25,7 +25,7 @@ from videosearch.index.base import MAX_ID_BYTES
 
 MAX_QUERY_CHARS = 2000
 MAX_EXCLUDE = 1000
-MAX_BODY_BYTES = 1 << 20  # 1000 ids of 512 UTF-8 bytes and a 4096-d vector fit (ids sent as \\u escapes may not)
+MAX_BODY_BYTES = 1 << 20  # 1000 ids of 512 UTF-8 bytes and a 4096-d vector fit (ids sent as \u escapes may not)
 BODY_TIMEOUT_S = 10.0
 
 
