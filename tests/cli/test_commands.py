@@ -114,3 +114,24 @@ def test_index_build_and_add_skip_bad_names_and_say_why(run_cli, index_dir: Path
     code, out, err = run_cli("index", "add", index_dir, "--videos", videos, "--replace")
     assert code == 0 and "now holds 13 videos (0 added, 2 replaced, 4 skipped)" in out
     assert "replaced test_0000_0" in err
+
+
+@pytest.mark.parametrize("text", ["my notes, no newline at the end", "my notes\n", "{not ours"])
+def test_baseline_run_never_replaces_a_file_that_is_not_predictions(run_cli, index_dir: Path, small_world: Path,
+                                                                     tmp_path: Path, text: str) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text(text)
+    code, _, err = run_cli("baseline", "run", index_dir, "--annotations", small_world / "test.jsonl", "--out", notes)
+    assert code == 2 and "Traceback" not in err and str(notes) in err.strip().splitlines()[-1], err
+    assert notes.read_text() == text
+
+
+def test_baseline_run_replaces_its_own_predictions(run_cli, index_dir: Path, small_world: Path,
+                                                   tmp_path: Path) -> None:
+    args = ("baseline", "run", index_dir, "--annotations", small_world / "test.jsonl", "--out", tmp_path / "p.jsonl")
+    assert run_cli(*args)[0] == 0
+    lines = (tmp_path / "p.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "p.jsonl").write_text(lines[0])  # an older, shorter predictions file
+    code, _, err = run_cli(*args)
+    assert code == 0 and len((tmp_path / "p.jsonl").read_text().splitlines()) == len(lines), err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [], "no temporary files left"

@@ -10,12 +10,10 @@ from videosearch.agent import Agent, AgentConfig
 from videosearch.corpus.annotations import read_moments
 from videosearch.engine import SearchEngine
 from videosearch.errors import ConfigError
-from videosearch.eval.predictions import Prediction, append_prediction, read_predictions, write_predictions
-from videosearch.folders import FolderInUseError
+from videosearch.eval.predictions import append_prediction, existing_predictions, write_predictions
 from videosearch.policy.policy import Policy
 from videosearch.progress import progress
 
-LINE_START = b'{"qid": '  # how every line of a predictions file begins
 agent_app = typer.Typer(help="Run the search agent: verify, refine, ground.", no_args_is_help=True)
 
 
@@ -36,7 +34,7 @@ def run_command(
     """Write one prediction per query; rerunning after an interruption skips the queries already written."""
     config = AgentConfig(mode=mode, max_turns=max_turns, exclude_judged=exclude_judged, batch_size=batch_size)
     moments = read_moments(annotations, query_field=query_field).moments
-    done = _finished_predictions(out)
+    done = existing_predictions(out)
     other = sorted({str(p.extra.get("mode")) for p in done} - {mode})
     if other:
         raise ConfigError(f"{out} holds {other[0]} predictions; write {mode} predictions to another file")
@@ -62,16 +60,3 @@ def run_command(
                     bar.advance(task)
     typer.echo(f"wrote {len(todo)} predictions to {out} ({len(done)} were already there)")
 
-
-def _finished_predictions(out: Path) -> list[Prediction]:
-    """The predictions `out` already holds; a file of something else is refused, never overwritten."""
-    if not out.exists():
-        return []
-    done = read_predictions(out, allow_truncated_tail=True)
-    if not done and out.is_file():
-        with out.open("rb") as fh:
-            head = fh.read(len(LINE_START))
-        # all a killed run may leave is its first line cut short, which starts as every line we write
-        if head.strip() and not LINE_START.startswith(head) and not head.startswith(LINE_START):
-            raise FolderInUseError(f"{out} is not a predictions file: refusing to replace it; choose another --out")
-    return done

@@ -9,7 +9,7 @@ import typer
 from videosearch.corpus.annotations import read_moments
 from videosearch.engine import SearchEngine
 from videosearch.eval.baseline import run_search_baseline
-from videosearch.eval.predictions import write_predictions
+from videosearch.eval.predictions import existing_predictions, write_predictions
 
 baseline_app = typer.Typer(help="Baselines without a policy.", no_args_is_help=True)
 
@@ -18,10 +18,12 @@ baseline_app = typer.Typer(help="Baselines without a policy.", no_args_is_help=T
 def run_command(
     index: Path = typer.Argument(..., help="Index folder."),
     annotations: Path = typer.Option(..., "--annotations", help="Queries (VERIFIED jsonl, Charades-STA, ...)."),
-    out: Path = typer.Option(..., "--out", help="Predictions file to write (JSONL)."),
+    out: Path = typer.Option(..., "--out", help="Predictions file to write (JSONL); an existing one is "
+                              "replaced, a file of anything else refused."),
     query_field: str = typer.Option("fig_desc", "--query-field", help="Annotation field that holds the query."),
 ) -> None:
     """Top-1 video of the search engine, its best segment as the span."""
+    existing_predictions(out)  # an existing predictions file is replaced, a file of anything else refused
     moments = read_moments(annotations, query_field=query_field).moments
     predictions = run_search_baseline(SearchEngine.load(index), moments)
     write_predictions(out, predictions)

@@ -9,8 +9,10 @@ Example:
     write_predictions("runs/charades/predictions_copy.jsonl", preds)
 
 A resumable producer opens the file in append mode and calls :func:`append_prediction` per query.
-After an interrupted run, ``read_predictions(path, allow_truncated_tail=True)`` drops the cut last
-line; rewrite the kept records with :func:`write_predictions` before appending again.
+After an interrupted run, :func:`existing_predictions` (or ``read_predictions(path,
+allow_truncated_tail=True)``) drops the cut last line; rewrite the kept records with
+:func:`write_predictions` before appending again. A producer calls :func:`existing_predictions`
+before it writes ``--out``, so a file that is not a predictions file is refused, never replaced.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import logging
 import math
 import os
 import reprlib
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeGuard
 
+from videosearch.atomic import write_text_atomic
 from videosearch.errors import VideosearchError
+from videosearch.folders import FolderInUseError
 from videosearch.jsontext import loads
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 ANSWERS = ("matched", "not_matched", "unparsable")
 PREDICTION_FIELDS = ("qid", "query", "ranking_turn1", "ranking", "judgements")
 JUDGEMENT_FIELDS = ("video", "answer", "span", "generated_tokens", "latent_steps", "seconds")
+LINE_START = b'{"qid": '  # how every line that _to_line writes begins
 
 
 class PredictionError(VideosearchError):
@@ -128,21 +132,48 @@ def append_prediction(fh: IO[str], pred: Prediction) -> None:
 
 
 def write_predictions(path: str | os.PathLike[str], predictions: Iterable[Prediction]) -> None:
-    """Write a whole predictions file atomically: a temporary file beside it, then ``os.replace``.
+    """Write a whole predictions file atomically (see `videosearch.atomic.write_text_atomic`).
 
     Args:
         path: destination ``.jsonl``; its directory must exist.
         predictions: the records, written in order.
     """
+    write_text_atomic(path, "".join(_to_line(pred) for pred in predictions))
+
+
+def existing_predictions(path: str | os.PathLike[str]) -> list[Prediction]:
+    """The predictions an output file already holds, so that a producer may resume or replace it.
+
+    Args:
+        path: the ``--out`` file of a producer.
+
+    Returns:
+        Its whole predictions in file order (a cut last line dropped); ``[]`` when it is missing or empty.
+
+    Raises:
+        FolderInUseError: `path` holds something else than predictions (the user's notes, say); replacing it
+            would lose them.
+        PredictionError: `path` starts as a predictions file but a line is malformed, or it cannot be read.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # same directory, so os.replace is atomic
+    if not path.exists():
+        return []
+    head = b""
+    if path.is_file():
+        with path.open("rb") as fh:
+            head = fh.read(len(LINE_START))
+    # all a killed run may leave is its first line cut short, which starts as every line we write
+    ours = not head.strip() or LINE_START.startswith(head)
+    refusal = FolderInUseError(f"{path} is not a predictions file: refusing to replace it; choose another --out")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for pred in predictions:
-                fh.write(_to_line(pred))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        done = read_predictions(path, allow_truncated_tail=True)
+    except PredictionError:
+        if ours:
+            raise
+        raise refusal from None
+    if not done and not ours:
+        raise refusal
+    return done
 
 
 def read_predictions(path: str | os.PathLike[str], *, allow_truncated_tail: bool = False) -> list[Prediction]:
