@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from videosearch.atomic import write_text_atomic
 from videosearch.corpus.annotations import write_verified
 from videosearch.corpus.types import Moment
 from videosearch.corpus.video import write_video
@@ -104,7 +104,7 @@ def generate_world(out_dir: str | Path, seed: int = 0, config: WorldConfig | Non
         raise ConfigError(f"{out} holds a world with another seed or config: choose another --out or delete it")
     check_replaceable(out, PARTIAL_MARKER, "synthetic world")  # it will delete and rewrite videos/<split>
     out.mkdir(parents=True, exist_ok=True)
-    _write_text_atomic(out / PARTIAL_MARKER, json.dumps(manifest))
+    write_text_atomic(out / PARTIAL_MARKER, json.dumps(manifest))
     counts: dict[str, dict[str, int]] = {}
     qid = 0
     for split_index, split in enumerate(SPLITS):
@@ -128,10 +128,10 @@ def generate_world(out_dir: str | Path, seed: int = 0, config: WorldConfig | Non
         extra = {m.qid: {"cog_desc": q.coarse, "claim": q.claim, "event_index": q.event_index}
                  for m, q in zip(moments, queries)}
         write_verified(out / f"{split}.jsonl", moments, extra=extra)
-        _write_text_atomic(out / f"{split}_videos.jsonl", "".join(json.dumps(s.to_dict()) + "\n" for s in specs))
+        write_text_atomic(out / f"{split}_videos.jsonl", "".join(json.dumps(s.to_dict()) + "\n" for s in specs))
         counts[split] = {"videos": len(specs), "queries": len(moments), "families": config.families[split]}
         logger.info("%s: %d videos, %d queries", split, len(specs), len(moments))
-    _write_text_atomic(done, json.dumps({**manifest, "counts": counts}, indent=2))
+    write_text_atomic(done, json.dumps({**manifest, "counts": counts}, indent=2))
     (out / PARTIAL_MARKER).unlink()
     return out
 
@@ -146,12 +146,6 @@ def _run_jobs(jobs: list, workers: int, label: str) -> None:
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for _ in track(pool.map(_render_and_write, jobs, chunksize=8), total=len(jobs), description=label):
             pass
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def load_video_specs(world_dir: str | Path, split: str) -> dict[str, dict]:

@@ -21,12 +21,12 @@ import math
 import os
 import random
 import re
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from videosearch.atomic import write_text_atomic
 from videosearch.corpus.annotations import read_moments
 from videosearch.corpus.types import Moment
 from videosearch.corpus.world import SPLITS, load_video_specs
@@ -246,21 +246,15 @@ def check_sft_output(path: str | os.PathLike[str]) -> None:
 
 
 def write_sft_examples(path: str | os.PathLike[str], examples: Iterable[SFTExample]) -> None:
-    """Write one JSON object per example, atomically (a temporary file beside it, then a rename).
+    """Write one JSON object per example, atomically (`videosearch.atomic.write_text_atomic`).
 
     An existing `path` is replaced only if it holds SFT examples (see `check_sft_output`).
     """
     path = Path(path)
     check_sft_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for example in examples:
-                fh.write(json.dumps(asdict(example), ensure_ascii=False, allow_nan=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    lines = (json.dumps(asdict(example), ensure_ascii=False, allow_nan=False) + "\n" for example in examples)
+    write_text_atomic(path, "".join(lines))
 
 
 def read_sft_examples(path: str | os.PathLike[str]) -> list[SFTExample]:
