@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from sft_testdata import checkpoint_weights
 
 from videosearch.engine import SearchEngine
 from videosearch.errors import ConfigError
@@ -95,12 +95,6 @@ class Killed(BaseException):
     """A simulated SIGKILL: a BaseException, so no handler of the trainer runs after it."""
 
 
-def _weights(folder: Path) -> dict[str, torch.Tensor]:
-    """Every trained tensor of a checkpoint: the heads and the LoRA adapter."""
-    return {**load_file(folder / "policy_heads.safetensors"),
-            **{f"lora.{k}": v for k, v in load_file(folder / "adapter" / "adapter_model.safetensors").items()}}
-
-
 def _log(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
@@ -167,7 +161,7 @@ def test_a_run_killed_anywhere_resumes_to_the_weights_and_log_of_a_run_never_kil
     expected, log = _log(tmp_path / "never_killed"), _log(out)
     assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6], "every step logged once, the cut line dropped"
     assert [r["ce"] for r in log] == pytest.approx([r["ce"] for r in expected], abs=2e-4)
-    reference, resumed = _weights(tmp_path / "never_killed" / "final"), _weights(out / "final")
+    reference, resumed = checkpoint_weights(tmp_path / "never_killed" / "final"), checkpoint_weights(out / "final")
     assert reference.keys() == resumed.keys()
     for name in reference:
         torch.testing.assert_close(resumed[name], reference[name], rtol=1e-5, atol=1e-6, msg=name)

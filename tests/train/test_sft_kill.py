@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from killing import kill_videosearch_after, kill_videosearch_when, run_videosearch
-from safetensors.torch import load_file
+from sft_testdata import checkpoint_weights
 
 from videosearch.folders import aside_copies
 from videosearch.train.sft import STATE_FILE
@@ -28,11 +28,6 @@ pytestmark = pytest.mark.kill
 STEPS = 4
 SETTINGS = ("policy.preset=tiny-mini", "policy.n_latents=3", "policy.max_new_tokens=4", "policy.lora_dropout=0.5",
             "batch_size=2", "max_examples=4", "epochs=2", "save_every=2", "warmup_steps=1", "negatives=10")
-
-
-def _weights(folder: Path) -> dict[str, torch.Tensor]:
-    return {**load_file(folder / "policy_heads.safetensors"),
-            **{f"lora.{k}": v for k, v in load_file(folder / "adapter" / "adapter_model.safetensors").items()}}
 
 
 def _logged_steps(out: Path) -> list[int]:
@@ -50,7 +45,7 @@ def _assert_valid_after_kill(out: Path) -> None:
         if (folder / STATE_FILE).exists():
             state = torch.load(folder / STATE_FILE, weights_only=True)
             assert 1 <= state["step"] <= len(steps), "a checkpoint is never ahead of the log"
-            _weights(folder)  # its weights load
+            checkpoint_weights(folder)  # its weights load
 
 
 def test_train_sft_survives_kills(sft_inputs: tuple[Path, Path], tmp_path: Path, kill_rounds: int) -> None:
@@ -79,7 +74,7 @@ def test_train_sft_survives_kills(sft_inputs: tuple[Path, Path], tmp_path: Path,
         report.append(f"{when} ({'finished' if finished else f'{len(_logged_steps(out))} steps logged'})")
     run_videosearch(*args, "--out", out)
     assert _logged_steps(out) == list(range(1, STEPS + 1))
-    reference, resumed = _weights(tmp_path / "never_killed" / "final"), _weights(out / "final")
+    reference, resumed = checkpoint_weights(tmp_path / "never_killed" / "final"), checkpoint_weights(out / "final")
     assert reference.keys() == resumed.keys()
     for name in reference:
         torch.testing.assert_close(resumed[name], reference[name], rtol=1e-5, atol=1e-6, msg=name)
