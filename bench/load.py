@@ -10,6 +10,7 @@ one in four by vector. Latency is per request from its start, so it includes the
 While they run, the server's RSS is sampled (psutil, every 5 ms). Then one oversized body (16 MB) is sent while
 /healthz is polled: it must get a 413 without growing the server or stalling /healthz.
 Progress goes to stderr; one JSON line of results goes to stdout. Absolute times depend on the machine and load.
+The exit status is 1, with the reasons on stderr, when a search went wrong or the oversized body got no 413.
 """
 
 from __future__ import annotations
@@ -159,7 +160,17 @@ def start_server(index: Path, log_file: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("the server did not answer /healthz within 120 s")
 
 
-def main() -> None:
+def failures(result: dict) -> list[str]:
+    """What the results break of the contract: every search right, the oversized body a 413."""
+    found = []
+    if result["errors"]:
+        found.append(f"{result['errors']} of {result['requests']} searches went wrong: {result['outcomes']}")
+    if result["oversized"]["status"] != 413:
+        found.append(f"the oversized body got {result['oversized']['status']}, not 413")
+    return found
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, help="index folder (default: a small one built in a temp folder)")
     parser.add_argument("--requests", type=int, default=1000, help="searches sent at once")
@@ -193,7 +204,7 @@ def main() -> None:
         if outcomes.get("ok", 0) != args.requests:
             log(f"the server's log:\n{server_log.read_text()}")
     ms = np.array(latencies) * 1e3
-    print(json.dumps({
+    result = {
         "requests": args.requests, "connections": args.connections, "videos": health["videos"],
         "errors": args.requests - outcomes.get("ok", 0), "outcomes": outcomes,
         "wall_s": round(wall_s, 2), "searches_per_s": round(args.requests / wall_s, 1),
@@ -202,8 +213,12 @@ def main() -> None:
         "server_rss_mb": {"before": round(rss_before / 1e6, 1), "peak": round(rss.peak / 1e6, 1),
                           "after": round(rss_after_load / 1e6, 1)},
         "oversized": {**big, "rss_growth_mb": round((body_rss.peak - rss_after_load) / 1e6, 1)},
-    }), flush=True)
+    }
+    print(json.dumps(result), flush=True)
+    for failure in failures(result):
+        log(f"FAILED: {failure}")
+    return 1 if failures(result) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
