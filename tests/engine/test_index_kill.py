@@ -7,18 +7,15 @@ two renames of a save is a window of microseconds: tests/engine/test_engine_pers
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from killing import VIDEOSEARCH, kill_videosearch_after, run_videosearch
+from killing import VIDEOSEARCH, kill_videosearch_after, kill_when, run_videosearch
 
 from videosearch.embed import MiniEmbedder
 from videosearch.engine import SearchEngine
@@ -33,16 +30,16 @@ def measured_run(folder: Path, *args: object) -> tuple[float, float]:
     stamp = folder.stat().st_mtime_ns
     start = time.monotonic()
     changes = []
-    proc = subprocess.Popen([VIDEOSEARCH, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    while proc.poll() is None:
+
+    def record_change() -> bool:
+        nonlocal stamp
         if folder.stat().st_mtime_ns != stamp:
             stamp = folder.stat().st_mtime_ns
             changes.append(time.monotonic())
-        time.sleep(0.001)
+        return False  # never kill: this run is measured
+
+    kill_when([VIDEOSEARCH, *map(str, args)], record_change, poll_s=0.001)
     duration_s = time.monotonic() - start
-    _, stderr = proc.communicate()
-    assert proc.returncode == 0, f"videosearch exited {proc.returncode}:\n{stderr}"
     assert changes, f"videosearch {args} never wrote into {folder}"
     return duration_s, changes[-1] - changes[0] + 0.01
 
@@ -70,18 +67,15 @@ def kill_at_random_points(index: Path, spans_s: tuple[float, float], rounds: int
 def kill_when_folder_changes(folder: Path, delay_s: float, *args: object) -> bool:
     """Start `videosearch ARGS`, SIGKILL it `delay_s` after `folder` changes; True if it had finished first."""
     stamp = folder.stat().st_mtime_ns
-    proc = subprocess.Popen([VIDEOSEARCH, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    while proc.poll() is None and folder.stat().st_mtime_ns == stamp:
-        time.sleep(0.001)
-    deadline = time.monotonic() + delay_s
-    while proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.001)
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    _, stderr = proc.communicate()
-    assert proc.returncode in (0, -signal.SIGKILL), f"videosearch exited {proc.returncode}:\n{stderr}"
-    return proc.returncode == 0
+    deadline = None
+
+    def changed_a_while_ago() -> bool:
+        nonlocal deadline
+        if deadline is None and folder.stat().st_mtime_ns != stamp:
+            deadline = time.monotonic() + delay_s
+        return deadline is not None and time.monotonic() >= deadline
+
+    return kill_when([VIDEOSEARCH, *map(str, args)], changed_a_while_ago, poll_s=0.001)
 
 
 def load_ids(index: Path) -> set[str] | None:
