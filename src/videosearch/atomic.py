@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from videosearch.folders import fsync_dir, writer_running
+from videosearch.folders import fsync_dir, siblings_matching, writer_running
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +42,7 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 def remove_stale_tmp_files(path: Path) -> None:
     """Delete the `.NAME.tmp-PID` files beside `path` whose writers no longer run (killed before their rename)."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.tmp-(\d+)")
-    if not path.parent.is_dir():
-        return
-    for sibling in path.parent.iterdir():
-        match = pattern.fullmatch(sibling.name)
-        if match and not writer_running(int(match[1])) and not sibling.is_dir():
+    for match, sibling in siblings_matching(path, rf"\.{re.escape(path.name)}\.tmp-(\d+)"):
+        if not writer_running(int(match[1])) and not sibling.is_dir():
             logger.info("removing %s, left by an interrupted write", sibling)
             sibling.unlink(missing_ok=True)

@@ -87,15 +87,18 @@ def aside_sibling(path: Path, pid: int | None = None) -> Path:
 
 def _leftovers(path: Path) -> list[tuple[str, Path, int]]:
     """(kind, folder, writer pid) of every `tmp_sibling` and `aside_sibling` of `path`."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.videosearch-(tmp|old)-(\d+)")
+    pattern = rf"\.{re.escape(path.name)}\.videosearch-(tmp|old)-(\d+)"
+    return [(match[1], sibling, int(match[2])) for match, sibling in siblings_matching(path, pattern)
+            if sibling.is_dir() and not sibling.is_symlink()]
+
+
+def siblings_matching(path: Path, pattern: str) -> list[tuple[re.Match[str], Path]]:
+    """(match, entry) of every entry beside `path` whose whole name matches `pattern`, sorted by name."""
     if not path.parent.is_dir():
         return []
-    found = []
-    for sibling in path.parent.iterdir():
-        match = pattern.fullmatch(sibling.name)
-        if match and sibling.is_dir() and not sibling.is_symlink():
-            found.append((match[1], sibling, int(match[2])))
-    return sorted(found, key=lambda item: item[1].name)
+    compiled = re.compile(pattern)
+    found = [(compiled.fullmatch(sibling.name), sibling) for sibling in path.parent.iterdir()]
+    return sorted(((match, sibling) for match, sibling in found if match), key=lambda item: item[1].name)
 
 
 def writer_running(pid: int) -> bool:

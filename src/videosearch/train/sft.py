@@ -26,6 +26,7 @@ import torch
 from transformers import get_cosine_schedule_with_warmup
 
 from videosearch.agent.videos import VideoCache
+from videosearch.atomic import write_text_atomic
 from videosearch.config import save_config
 from videosearch.embed.base import Embedder
 from videosearch.engine import SearchEngine
@@ -311,6 +312,4 @@ def _truncate_log(path: Path, step: int) -> None:
         logger.warning("%s holds no complete checkpoint: training starts again from step 0", path.parent)
     elif dropped:
         logger.info("%s: dropping %d records after step %d, which are trained again", path, dropped, step)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
