@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from videosearch.errors import VideosearchError
@@ -73,6 +74,21 @@ def swap_in(tmp: Path, path: Path) -> None:
         os.rename(tmp, path)
         fsync_dir(path.parent)
     clean_leftovers(path)  # now that `path` exists again, a dead writer's set-aside copy is no longer the only one
+
+
+def publish_folder(path: Path, write: Callable[[Path], None]) -> None:
+    """Build `path` anew: `write` fills a fresh `tmp_sibling`, which is fsynced and swapped in; on failure it goes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(path)  # dead writers' folders, and this process's from a failed earlier save
+    tmp = tmp_sibling(path)
+    tmp.mkdir()
+    try:
+        write(tmp)
+        fsync_tree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    swap_in(tmp, path)
 
 
 def tmp_sibling(path: Path, pid: int | None = None) -> Path:

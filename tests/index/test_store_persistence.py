@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from index_testdata import unit_vectors
 
+from videosearch import folders
 from videosearch.errors import IndexMismatchError
 from videosearch.folders import aside_sibling, tmp_sibling
 from videosearch.index import FaissStore, IndexConfig, StoreError, create_store, open_store
@@ -120,7 +121,7 @@ def test_interrupted_save_keeps_the_previous_store(tmp_path: Path, monkeypatch: 
     assert_same_store(old, open_store(tmp_path / "index"), vectors[:3])
 
     # A process killed mid-save cannot clean up: its temporary directory stays, and does not load.
-    monkeypatch.setattr(base_module.shutil, "rmtree", lambda *args, **kwargs: None)
+    monkeypatch.setattr(folders.shutil, "rmtree", lambda *args, **kwargs: None)
     with pytest.raises(KeyboardInterrupt):
         new.save(tmp_path / "index")
     leftover = tmp_sibling(tmp_path / "index")

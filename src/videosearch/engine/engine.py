@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import threading
 import zipfile
 from collections import defaultdict
@@ -37,12 +36,9 @@ from videosearch.errors import IndexMismatchError, VideoReadError, VideosearchEr
 from videosearch.folders import (
     aside_copies,
     check_replaceable,
-    clean_leftovers,
-    fsync_tree,
+    publish_folder,
     recover_swap,
     saves_in_progress,
-    swap_in,
-    tmp_sibling,
 )
 from videosearch.index import IndexConfig, VectorStore, create_store, open_store
 from videosearch.index.base import id_problem
@@ -282,18 +278,7 @@ class SearchEngine:
         """Write the index folder: a fsynced temporary sibling swapped in by rename (see `check_index_out`)."""
         out = Path(out_dir)
         check_index_out(out)
-        clean_leftovers(out)
-        tmp = tmp_sibling(out)
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        try:
-            self._write(tmp)
-            fsync_tree(tmp)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        swap_in(tmp, out)
+        publish_folder(out, self._write)
 
     def _write(self, folder: Path) -> None:
         self.embedder.save_pretrained(folder / "embedder")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import unicodedata
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from videosearch.errors import IndexMismatchError, VideosearchError
-from videosearch.folders import aside_copies, clean_leftovers, fsync_tree, swap_in, tmp_sibling
+from videosearch.folders import aside_copies, publish_folder
 from videosearch.index.config import IndexConfig
 
 logger = logging.getLogger(__name__)
@@ -362,22 +361,13 @@ def write_store_dir(path: Path, write_data: Callable[[Path], None], config: dict
             raise StoreError(path, "is a file; choose a directory path for the store")
         if not (path / CONFIG_NAME).is_file() and any(path.iterdir()):
             raise StoreError(path, "exists and is not a vector store; refusing to replace it, choose another path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_leftovers(path)
-    tmp = tmp_sibling(path)
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        write_data(tmp)
-        with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as f:
+    def write(folder: Path) -> None:
+        write_data(folder)
+        with open(folder / CONFIG_NAME, "w", encoding="utf-8") as f:  # last: a folder holding it is complete
             json.dump(config, f, indent=2)
             f.write("\n")
-        fsync_tree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    swap_in(tmp, path)
+
+    publish_folder(path, write)
     logger.debug("saved %s store of %d vectors to %s", config.get("backend"), config.get("count", 0), path)
 
 

@@ -29,7 +29,7 @@ from videosearch.embed.mini import MiniEmbedder, frames_to_tensor, segment_spans
 from videosearch.embed.video_tower import VideoTowerConfig
 from videosearch.errors import ConfigError
 from videosearch.eval.metrics import temporal_iou
-from videosearch.folders import check_replaceable, clean_leftovers, fsync_tree, recover_swap, swap_in, tmp_sibling
+from videosearch.folders import check_replaceable, publish_folder, recover_swap
 from videosearch.progress import track
 
 logger = logging.getLogger(__name__)
@@ -174,11 +174,10 @@ def train_retriever(config: RetrieverTrainConfig) -> MiniEmbedder:
 
 def _save(embedder: MiniEmbedder, config: RetrieverTrainConfig, history: list[dict], out: Path) -> None:
     """Write the embedder, its log and config beside `out`, then swap them in: `out` is never left half written."""
-    clean_leftovers(out)  # what a killed earlier run left beside `out`
-    tmp = tmp_sibling(out)
-    embedder.save_pretrained(tmp)
-    save_config(config, tmp / "config.yaml")
-    (tmp / LOG_FILE).write_text(json.dumps({"config": asdict(config), "history": history}, indent=2))
-    fsync_tree(tmp)
+    def write(folder: Path) -> None:
+        embedder.save_pretrained(folder)
+        save_config(config, folder / "config.yaml")
+        (folder / LOG_FILE).write_text(json.dumps({"config": asdict(config), "history": history}, indent=2))
+
     check_replaceable(out, LOG_FILE, "retriever training output")  # again: the folder may have changed meanwhile
-    swap_in(tmp, out)
+    publish_folder(out, write)
