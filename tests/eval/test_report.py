@@ -137,38 +137,125 @@ def test_duplicate_and_empty_inputs_are_errors():
         evaluate(PREDICTIONS, [])
 
 
-def _rows(table) -> tuple[str, dict[str, str]]:
-    """The rendered text and its rows as label -> value."""
-    console = Console(record=True, width=120)
-    console.print(table)
-    text = console.export_text()
-    cells = [[cell.strip() for cell in line.split("│")[1:3]] for line in text.splitlines() if "│" in line]
-    return text, dict(cells)
+def _render(renderable, width: int = 80) -> str:
+    console = Console(record=True, width=width)
+    console.print(renderable)
+    return console.export_text()
 
 
-def test_format_table_shows_every_figure():
-    text, rows = _rows(format_table(evaluate(PREDICTIONS, MOMENTS)))
+def _cells(text: str) -> list[list[str]]:
+    """The table rows of rendered text, a first cell wrapped over several lines joined again."""
+    rows: list[list[str]] = []
+    for line in text.splitlines():
+        if "│" not in line:
+            continue
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if rows and not any(cells[1:]):  # the wrapped rest of the row above's label
+            rows[-1][0] += " " + cells[0]
+        else:
+            rows.append(cells)
+    return rows
+
+
+def _rows(text: str) -> dict[str, list[str]]:
+    """The table rows of rendered text as first cell -> the other cells."""
+    return {row[0]: row[1:] for row in _cells(text)}
+
+
+def _assert_whole(text: str, width: int = 80) -> None:
+    assert "…" not in text, text
+    assert max(len(line) for line in text.splitlines()) <= width
+
+
+def test_format_table_shows_every_figure_whole_in_80_columns():
+    text = _render(format_table(evaluate(PREDICTIONS, MOMENTS)))
+    _assert_whole(text)
     assert "3 queries, 3 predicted" in text
-    for label in ("VR R@1, 95 % CI", "VCMR R@1 IoU 0.5, 95 % CI"):
-        assert re.fullmatch(r"\[\d+\.\d, \d+\.\d\]", rows.pop(label))
+    rows = _rows(text)
+    for label in ("VR R@1, final", "VCMR R@1, IoU 0.5"):
+        value, interval = rows.pop(label)
+        assert re.fullmatch(r"\[\d+\.\d, \d+\.\d\]", interval), interval
+        rows[label] = [value]
     assert rows == {
-        "VR R@1/5/10/100, turn 1": "0.0/66.7/100.0/100.0",
-        "VR R@1/5/10/100, final": "66.7/100.0/100.0/100.0",
-        "VCMR R@1, IoU 0.3/0.5/0.7": "66.7/66.7/33.3",
-        "VER": "60.0",
-        "mIoU": "42.6",
-        "turns / query": "1.67",
-        "generated tokens / query": "29.0",
-        "latent steps / query": "5.3",
-        "seconds / query": "1.667",
+        "VR R@1, turn 1": ["0.0", ""],
+        "VR R@5, turn 1": ["66.7", ""],
+        "VR R@10, turn 1": ["100.0", ""],
+        "VR R@100, turn 1": ["100.0", ""],
+        "VR R@1, final": ["66.7"],
+        "VR R@5, final": ["100.0", ""],
+        "VR R@10, final": ["100.0", ""],
+        "VR R@100, final": ["100.0", ""],
+        "VCMR R@1, IoU 0.3": ["66.7", ""],
+        "VCMR R@1, IoU 0.5": ["66.7"],
+        "VCMR R@1, IoU 0.7": ["33.3", ""],
+        "VER": ["60.0", ""],
+        "mIoU": ["42.6", ""],
+        "turns / query": ["1.67", ""],
+        "tokens / query": ["29.0", ""],
+        "latent steps / query": ["5.3", ""],
+        "seconds / query": ["1.667", ""],
     }
 
 
 def test_format_table_writes_undefined_figures_as_na():
-    text, rows = _rows(format_table(evaluate([], MOMENTS)))
+    text = _render(format_table(evaluate([], MOMENTS)))
     assert "3 queries, 0 predicted" in text
-    assert rows["VER"] == rows["turns / query"] == rows["seconds / query"] == "n/a"
-    assert rows["VR R@1/5/10/100, final"] == "0.0/0.0/0.0/0.0"
+    rows = _rows(text)
+    assert rows["VER"][0] == rows["turns / query"][0] == rows["seconds / query"][0] == "n/a"
+    assert rows["VR R@1, final"][0] == "0.0"
+
+
+# (row label, metric key, decimals) of the figures table
+FIGURES = [
+    *[(f"VR R@{k}, turn 1", f"vr_turn1@{k}", 1) for k in (1, 5, 10, 100)],
+    *[(f"VR R@{k}, final", f"vr@{k}", 1) for k in (1, 5, 10, 100)],
+    *[(f"VCMR R@1, IoU {m}", f"vcmr@{m}", 1) for m in (0.3, 0.5, 0.7)],
+    ("VER", "ver", 1), ("mIoU", "miou", 1), ("turns / query", "mean_turns", 2),
+    ("tokens / query", "generated_tokens", 1), ("latent steps / query", "latent_steps", 1),
+    ("seconds / query", "seconds_per_query", 3),
+]
+
+
+def _five_runs() -> dict[str, list[Prediction]]:
+    rejecting = [dataclasses.replace(p, judgements=[dataclasses.replace(j, answer="not_matched", span=None)
+                                                    for j in p.judgements]) for p in PREDICTIONS]
+    return {
+        "baseline": PREDICTIONS,
+        "oneshot": [dataclasses.replace(p, ranking=["nowhere"]) for p in PREDICTIONS],
+        "hqr": PREDICTIONS[:2],  # a run that stopped early: its own count of predicted queries
+        "sqr": [dataclasses.replace(p, judgements=p.judgements[-1:]) for p in PREDICTIONS],
+        "refine_none": rejecting,
+    }
+
+
+@pytest.mark.parametrize("n_runs", [2, 5])
+def test_comparison_shows_every_figure_whole_in_80_columns(n_runs):
+    runs = dict(list(_five_runs().items())[:n_runs])
+    results = compare(runs, MOMENTS)
+    text = _render(format_comparison(results))
+    _assert_whole(text)
+    figures_text, intervals_text = text.split("95 % bootstrap intervals over queries; Δ: paired difference to")
+    figures = _rows(figures_text)
+    for label, key, digits in FIGURES:
+        assert figures.pop(label) == [f"{results[name][key]:.{digits}f}" for name in runs], label
+    if n_runs == 5:
+        assert figures.pop("predicted") == ["3", "3", "2", "3", "3"]
+        assert "3 queries" in figures_text and "predicted" not in figures_text.splitlines()[0]
+    else:
+        assert "3 queries, 3 predicted" in figures_text
+    assert not figures  # no other rows
+    cells = _cells(intervals_text)
+    assert [row[0] for row in cells] == ["VR R@1", *[""] * (n_runs - 1), "VCMR R@1, IoU 0.5", *[""] * (n_runs - 1)]
+    for row, key in zip(cells, [k for k in ("vr@1", "vcmr@0.5") for _ in range(n_runs)]):
+        name, value, interval, delta, delta_interval = row[1:]
+        m = results[name]
+        assert value == f"{m[key]:.1f}"
+        assert interval == f"[{m[key + '_ci_low']:.1f}, {m[key + '_ci_high']:.1f}]"
+        if name == "baseline":
+            assert delta == delta_interval == "-"
+        else:
+            assert delta == f"{m['delta_' + key]:+.1f}"
+            assert delta_interval == f"[{m['delta_' + key + '_ci_low']:.1f}, {m['delta_' + key + '_ci_high']:.1f}]"
 
 
 def test_compare_gives_paired_differences_to_the_first_run():
@@ -179,5 +266,5 @@ def test_compare_gives_paired_differences_to_the_first_run():
     delta = results["worse"]["vr@1"] - results["a"]["vr@1"]
     assert results["worse"]["delta_vr@1"] == pytest.approx(delta) and delta < 0
     assert results["worse"]["delta_vr@1_ci_low"] <= delta <= results["worse"]["delta_vr@1_ci_high"] <= 0.0
-    text, _ = _rows(format_comparison(results))
-    assert "Δ VR R@1 vs a" in text and "worse" in text
+    text = _render(format_comparison(results))
+    assert "paired difference to a" in text and "worse" in text

@@ -30,7 +30,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from videosearch.corpus.types import Moment
 from videosearch.errors import VideosearchError
@@ -66,7 +68,7 @@ def per_query_scores(
         VideosearchError: no moments, duplicate qids in the moments, or (by default) predictions
             for qids the annotations do not have, which means the wrong annotation file.
     """
-    return _score(_join(predictions, moments, ignore_unknown_qids), moments, ks, ious)
+    return _score(join_predictions(predictions, moments, ignore_unknown_qids), moments, ks, ious)
 
 
 def evaluate(
@@ -92,7 +94,7 @@ def evaluate(
     Raises:
         VideosearchError: as :func:`per_query_scores`.
     """
-    by_qid = _join(predictions, moments, ignore_unknown_qids)
+    by_qid = join_predictions(predictions, moments, ignore_unknown_qids)
     scores = _score(by_qid, moments, ks, ious)
     joined = [(by_qid[moment.qid], moment.video_id) for moment in moments if moment.qid in by_qid]
     judgements = [(judgement, gt_video) for pred, gt_video in joined for judgement in pred.judgements]
@@ -134,40 +136,88 @@ def compare(runs: dict[str, Sequence[Prediction]], moments: Sequence[Moment]) ->
     return results
 
 
-def format_table(metrics_by_key: dict[str, float]) -> Table:
-    """Render :func:`evaluate`'s dict: VR (turn 1 and final), VCMR, VER, mIoU and the costs, one column."""
+def format_table(metrics_by_key: dict[str, float]) -> RenderableType:
+    """Render :func:`evaluate`'s dict: one row per figure, with the bootstrap intervals in a third column."""
     return format_comparison({"value": metrics_by_key})
 
 
-def format_comparison(metrics_by_run: dict[str, dict[str, float]]) -> Table:
-    """One column per run (:func:`compare`); slashed rows read like the paper (``16.5/13.4/8.2``)."""
-    some = next(iter(metrics_by_run.values()))
-    table = Table(title=f"{int(some['n_queries'])} queries, {int(some['n_predicted'])} predicted")
-    table.add_column("metric")
+def format_comparison(metrics_by_run: dict[str, dict[str, float]]) -> RenderableType:
+    """Render :func:`compare`'s dicts so that every figure reads whole in 80 columns, for up to 5 runs.
+
+    One row per figure (VR R@k at turn 1 and final, VCMR R@1 per IoU, VER, mIoU, costs) and one column
+    per run. A single run gets its bootstrap intervals as a third column; several runs get them in a
+    second table, one row per run and figure, with the paired difference to the first run.
+
+    Args:
+        metrics_by_run: run name (a short column header, e.g. a file stem) -> :func:`evaluate`'s dict.
+
+    Returns:
+        A rich renderable (a table, or a group of two) for ``Console.print``.
+    """
+    figures = _figures_table(metrics_by_run)
+    if len(metrics_by_run) == 1:
+        return figures
+    return Group(figures, _intervals_table(metrics_by_run))
+
+
+def _figures_table(metrics_by_run: dict[str, dict[str, float]]) -> Table:
+    runs = list(metrics_by_run.values())
+    n_queries = int(runs[0]["n_queries"])
+    predicted = {int(m["n_predicted"]) for m in runs}
+    title = f"{n_queries} queries, {predicted.pop()} predicted" if len(predicted) == 1 else f"{n_queries} queries"
+    table = Table(title=title)
+    table.add_column("metric", overflow="fold")
     for name in metrics_by_run:
-        table.add_column(name, justify="right")
+        table.add_column(Text(name, overflow="fold"), justify="right", no_wrap=True)
+    with_ci = len(runs) == 1
+    if with_ci:
+        table.add_column("95 % CI", justify="right", no_wrap=True)
+    sections = _figure_rows(runs[0])
+    if len(predicted) > 1:  # runs that stopped early: the title cannot give one count
+        sections.insert(0, [("predicted", "n_predicted", 0)])
+    for section in sections:
+        for i, (label, key, digits) in enumerate(section):
+            cells = [_number(m.get(key, math.nan), digits) for m in runs]
+            if with_ci:
+                cells.append(_interval(runs[0], key) if key in CI_KEYS else "")
+            table.add_row(label, *cells, end_section=i == len(section) - 1)
+    return table
+
+
+def _figure_rows(some: dict[str, float]) -> list[list[tuple[str, str, int]]]:
+    """Sections of (label, metric key, decimals), in the order the table shows them."""
     ks = _suffixes(some, "vr@")
-    ms = _suffixes(some, "vcmr@")
-    cut_offs = "/".join(ks)
-    rows = [
-        (f"VR R@{cut_offs}, turn 1", lambda m: _slashed(m, "vr_turn1@", ks)),
-        (f"VR R@{cut_offs}, final", lambda m: _slashed(m, "vr@", ks)),
-        ("VR R@1, 95 % CI", lambda m: _interval(m, "vr@1")),
-        (f"VCMR R@1, IoU {'/'.join(ms)}", lambda m: _slashed(m, "vcmr@", ms)),
-        ("VCMR R@1 IoU 0.5, 95 % CI", lambda m: _interval(m, "vcmr@0.5")),
-        ("VER", lambda m: _number(m["ver"], 1)),
-        ("mIoU", lambda m: _number(m["miou"], 1)),
-        ("turns / query", lambda m: _number(m["mean_turns"], 2)),
-        ("generated tokens / query", lambda m: _number(m["generated_tokens"], 1)),
-        ("latent steps / query", lambda m: _number(m["latent_steps"], 1)),
-        ("seconds / query", lambda m: _number(m["seconds_per_query"], 3)),
+    return [
+        [(f"VR R@{k}, turn 1", f"vr_turn1@{k}", 1) for k in ks],
+        [(f"VR R@{k}, final", f"vr@{k}", 1) for k in ks],
+        [(f"VCMR R@1, IoU {m}", f"vcmr@{m}", 1) for m in _suffixes(some, "vcmr@")],
+        [("VER", "ver", 1), ("mIoU", "miou", 1)],
+        [("turns / query", "mean_turns", 2), ("tokens / query", "generated_tokens", 1),
+         ("latent steps / query", "latent_steps", 1), ("seconds / query", "seconds_per_query", 3)],
     ]
-    if len(metrics_by_run) > 1:
-        first = next(iter(metrics_by_run))
-        rows += [(f"Δ VR R@1 vs {first} (paired 95 % CI)", lambda m: _delta(m, "vr@1")),
-                 (f"Δ VCMR R@1 IoU 0.5 vs {first} (paired 95 % CI)", lambda m: _delta(m, "vcmr@0.5"))]
-    for label, cell in rows:
-        table.add_row(label, *(cell(m) for m in metrics_by_run.values()))
+
+
+def _intervals_table(metrics_by_run: dict[str, dict[str, float]]) -> Table:
+    """One row per run and interval figure: value, 95 % CI, paired difference to the first run and its CI."""
+    first = next(iter(metrics_by_run))
+    table = Table(title=f"95 % bootstrap intervals over queries; Δ: paired difference to {first}")
+    table.add_column("figure", overflow="fold")
+    table.add_column("run", overflow="fold")
+    for header in ("value", "95 % CI", "Δ", "Δ 95 % CI"):
+        table.add_column(header, justify="right", no_wrap=True)
+    labels = {"vr@1": "VR R@1", "vcmr@0.5": "VCMR R@1, IoU 0.5"}
+    for key in CI_KEYS:
+        for i, (name, m) in enumerate(metrics_by_run.items()):
+            delta = m.get(f"delta_{key}")
+            table.add_row(
+                labels[key] if i == 0 else "",
+                name,
+                _number(m.get(key, math.nan), 1),
+                _interval(m, key),
+                "-" if delta is None else _signed(delta),
+                _interval(m, f"delta_{key}"),
+                end_section=i == len(metrics_by_run) - 1,
+            )
     return table
 
 
@@ -177,16 +227,26 @@ def _interval(metrics_by_key: dict[str, float], key: str) -> str:
     return f"[{_number(metrics_by_key[key + '_ci_low'], 1)}, {_number(metrics_by_key[key + '_ci_high'], 1)}]"
 
 
-def _delta(metrics_by_key: dict[str, float], key: str) -> str:
-    if f"delta_{key}" not in metrics_by_key:
-        return "-"
-    return f"{metrics_by_key['delta_' + key]:+.1f} {_interval(metrics_by_key, 'delta_' + key)}"
+def _signed(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:+.1f}"
 
 
-def _join(
-    predictions: Sequence[Prediction], moments: Sequence[Moment], ignore_unknown_qids: bool
+def join_predictions(
+    predictions: Sequence[Prediction], moments: Sequence[Moment], ignore_unknown_qids: bool = False
 ) -> dict[str, Prediction]:
-    """Predictions by qid, after checking that they and the annotations belong together."""
+    """Predictions by qid, after checking that they and the annotations belong together.
+
+    Args:
+        predictions: one per predicted query, any order.
+        moments: the ground truth, one per query.
+        ignore_unknown_qids: drop predictions whose qid is not in ``moments`` instead of failing.
+
+    Returns:
+        qid -> prediction in the order of ``predictions``, for the qids ``moments`` has.
+
+    Raises:
+        VideosearchError: as :func:`per_query_scores`.
+    """
     if not moments:
         raise VideosearchError("the annotations hold no queries; nothing to evaluate")
     repeated = _repeated(moment.qid for moment in moments)
@@ -244,10 +304,6 @@ def _repeated(qids: Iterable[str]) -> list[str]:
 
 def _suffixes(metrics_by_key: dict[str, float], prefix: str) -> list[str]:
     return [key[len(prefix) :] for key in metrics_by_key if key.startswith(prefix) and "_ci_" not in key]
-
-
-def _slashed(metrics_by_key: dict[str, float], prefix: str, suffixes: list[str]) -> str:
-    return "/".join(_number(metrics_by_key.get(prefix + suffix, math.nan), 1) for suffix in suffixes)
 
 
 def _number(value: float, digits: int) -> str:
