@@ -79,14 +79,36 @@ def files(tmp_path):
     return _write_jsonl(tmp_path / "pred.jsonl", PREDICTIONS), _write_jsonl(tmp_path / "ann.jsonl", ANNOTATIONS)
 
 
+def _table_rows(output: str) -> dict[str, list[str]]:
+    lines = [line for line in output.splitlines() if "│" in line]
+    return {cells[0]: cells[1:] for cells in ([c.strip() for c in line.split("│")[1:-1]] for line in lines)}
+
+
 def test_prints_the_table(files):
     pred, ann = files
-    result = CliRunner().invoke(app, ["eval", "--pred", str(pred), "--annotations", str(ann)])
+    result = CliRunner().invoke(app, ["eval", "--pred", str(pred), "--annotations", str(ann)], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
-    assert "2 queries, 2 predicted" in result.output
-    assert "VR R@1/5/10/100, turn 1" in result.output and "50.0/100.0/100.0/100.0" in result.output
-    assert "VCMR R@1, IoU 0.3/0.5/0.7" in result.output and "100.0/100.0/0.0" in result.output
-    assert "55.0" in result.output and "10.5" in result.output
+    assert "2 queries, 2 predicted" in result.output and "…" not in result.output
+    rows = _table_rows(result.output)
+    assert rows["VR R@1, turn 1"][0] == "50.0" and rows["VR R@100, turn 1"][0] == "100.0"
+    assert [rows[f"VCMR R@1, IoU {m}"][0] for m in ("0.3", "0.5", "0.7")] == ["100.0", "100.0", "0.0"]
+    assert rows["mIoU"][0] == "55.0" and rows["tokens / query"][0] == "10.5"
+    assert rows["VR R@1, final"][1].startswith("[")  # one run: its interval beside the figure
+
+
+def test_five_runs_read_whole_in_80_columns(files, tmp_path):
+    pred, ann = files
+    names = ["baseline", "oneshot", "hqr", "sqr", "refine_none"]
+    paths = [_write_jsonl(tmp_path / f"{name}.jsonl", PREDICTIONS) for name in names]
+    args = ["eval", *[arg for path in paths for arg in ("--pred", str(path))], "--annotations", str(ann)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output and max(len(line) for line in result.output.splitlines()) <= 80
+    header = next(line for line in result.output.splitlines() if "┃ metric" in line)
+    assert [cell.strip() for cell in header.split("┃")[1:-1]] == ["metric", *names]
+    rows = _table_rows(result.output)
+    assert rows["VR R@1, turn 1"] == ["50.0"] * 5 and rows["seconds / query"] == ["0.500"] * 5
+    assert "paired difference to baseline" in result.output
 
 
 def test_prints_one_json_object(files):
@@ -102,7 +124,7 @@ def test_several_runs_print_side_by_side(files):
     pred, ann = files
     result = CliRunner().invoke(app, ["eval", "--pred", str(pred), "--pred", str(pred), "--annotations", str(ann)])
     assert result.exit_code == 0, result.output
-    assert "1:" in result.output and "2:" in result.output and "Δ VR R@1" in result.output
+    assert "1:pred" in result.output and "2:pred" in result.output and "paired difference to 1:pred" in result.output
 
 
 def test_json_writes_undefined_figures_as_null(files, tmp_path):
