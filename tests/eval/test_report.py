@@ -268,3 +268,16 @@ def test_compare_gives_paired_differences_to_the_first_run():
     assert results["worse"]["delta_vr@1_ci_low"] <= delta <= results["worse"]["delta_vr@1_ci_high"] <= 0.0
     text = _render(format_comparison(results))
     assert "paired difference to a" in text and "worse" in text
+
+
+def test_long_run_names_wrap_at_their_separators_instead_of_being_cut():
+    names = ["policy-none-t3", "policy-hqr-t3", "policy-sqr-t3", "oracle-sqr-t3", "oracle-oracle-t3"]
+    results = compare(dict.fromkeys(names, PREDICTIONS), MOMENTS)
+    text = _render(format_comparison(results))
+    _assert_whole(text)
+    figures_text = text.split("95 % bootstrap intervals")[0]
+    header = [[cell.strip() for cell in line.split("┃")[1:-1]] for line in figures_text.splitlines() if "┃" in line]
+    assert ["".join(column) for column in zip(*header)] == ["metric", *names]
+    assert ["policy-", "none-t3"] == [row[1] for row in header if row[1]]  # broken after a separator
+    assert _rows(figures_text)["VR R@100, final"] == ["100.0"] * 5
+    assert "oracle-oracle-" in text.split("95 % bootstrap intervals")[1]

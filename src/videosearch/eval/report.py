@@ -26,13 +26,13 @@ A figure with nothing to average (no judgements, no predicted query) is NaN.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 from rich.console import Group, RenderableType
 from rich.table import Table
-from rich.text import Text
 
 from videosearch.corpus.types import Moment
 from videosearch.errors import VideosearchError
@@ -40,6 +40,8 @@ from videosearch.eval import metrics
 from videosearch.eval.predictions import Prediction
 
 CI_KEYS = ("vr@1", "vcmr@0.5")  # the figures reported with a bootstrap interval
+TABLE_WIDTH = 80  # the terminal width the tables are laid out to read whole in
+RUN_WIDTH = 14  # the intervals table's run names wrap beyond this
 
 
 def per_query_scores(
@@ -165,23 +167,51 @@ def _figures_table(metrics_by_run: dict[str, dict[str, float]]) -> Table:
     n_queries = int(runs[0]["n_queries"])
     predicted = {int(m["n_predicted"]) for m in runs}
     title = f"{n_queries} queries, {predicted.pop()} predicted" if len(predicted) == 1 else f"{n_queries} queries"
-    table = Table(title=title)
-    table.add_column("metric", overflow="fold")
-    for name in metrics_by_run:
-        table.add_column(Text(name, overflow="fold"), justify="right", no_wrap=True)
     with_ci = len(runs) == 1
-    if with_ci:
-        table.add_column("95 % CI", justify="right", no_wrap=True)
     sections = _figure_rows(runs[0])
     if len(predicted) > 1:  # runs that stopped early: the title cannot give one count
         sections.insert(0, [("predicted", "n_predicted", 0)])
-    for section in sections:
-        for i, (label, key, digits) in enumerate(section):
-            cells = [_number(m.get(key, math.nan), digits) for m in runs]
-            if with_ci:
-                cells.append(_interval(runs[0], key) if key in CI_KEYS else "")
+    rows = [[(label, [_number(m.get(key, math.nan), digits) for m in runs]
+              + ([_interval(runs[0], key) if key in CI_KEYS else ""] if with_ci else []))
+             for label, key, digits in section] for section in sections]
+    # Run names too long for 80 columns wrap at their - _ . : (rich would cut a word it cannot wrap).
+    label_width = max(len(label) for section in rows for label, _ in section)
+    ci_width = max(len(cells[-1]) for section in rows for _, cells in section) if with_ci else 0
+    room = TABLE_WIDTH - 1 - 3 * (len(runs) + 1 + with_ci) - label_width - ci_width
+    value_widths = [max(len(cells[i]) for section in rows for _, cells in section) for i in range(len(runs))]
+    table = Table(title=title)
+    table.add_column("metric")
+    for name, width in zip(metrics_by_run, _header_widths(list(metrics_by_run), value_widths, room)):
+        table.add_column(_wrap_name(name, width), justify="right", no_wrap=True)
+    if with_ci:
+        table.add_column("95 % CI", justify="right", no_wrap=True)
+    for section in rows:
+        for i, (label, cells) in enumerate(section):
             table.add_row(label, *cells, end_section=i == len(section) - 1)
     return table
+
+
+def _header_widths(names: list[str], value_widths: list[int], room: int) -> list[int]:
+    """Column widths that fit `room` by narrowing the longest names, never below a column's widest value."""
+    widths = [max(len(name), value_width) for name, value_width in zip(names, value_widths)]
+    while sum(widths) > room and any(width > least for width, least in zip(widths, value_widths)):
+        widest = max((i for i in range(len(widths)) if widths[i] > value_widths[i]), key=lambda i: widths[i])
+        widths[widest] -= 1
+    return widths
+
+
+def _wrap_name(name: str, width: int) -> str:
+    """`name` broken into lines of at most `width` characters, after a - _ . or : where it has one."""
+    assert width >= 1, width
+    lines = [""]
+    for piece in re.findall(r"[^-_.:]*[-_.:]?", name)[:-1]:  # "policy-sqr-t3" -> "policy-", "sqr-", "t3"
+        while piece:
+            if lines[-1] and len(lines[-1]) + len(piece) > width:
+                lines.append("")
+            take = width - len(lines[-1])
+            lines[-1] += piece[:take]
+            piece = piece[take:]
+    return "\n".join(lines)
 
 
 def _figure_rows(some: dict[str, float]) -> list[list[tuple[str, str, int]]]:
@@ -202,7 +232,7 @@ def _intervals_table(metrics_by_run: dict[str, dict[str, float]]) -> Table:
     first = next(iter(metrics_by_run))
     table = Table(title=f"95 % bootstrap intervals over queries; Δ: paired difference to {first}")
     table.add_column("figure", overflow="fold")
-    table.add_column("run", overflow="fold")
+    table.add_column("run", no_wrap=True)
     for header in ("value", "95 % CI", "Δ", "Δ 95 % CI"):
         table.add_column(header, justify="right", no_wrap=True)
     labels = {"vr@1": "VR R@1", "vcmr@0.5": "VCMR R@1, IoU 0.5"}
@@ -211,7 +241,7 @@ def _intervals_table(metrics_by_run: dict[str, dict[str, float]]) -> Table:
             delta = m.get(f"delta_{key}")
             table.add_row(
                 labels[key] if i == 0 else "",
-                name,
+                _wrap_name(name, RUN_WIDTH),
                 _number(m.get(key, math.nan), 1),
                 _interval(m, key),
                 "-" if delta is None else _signed(delta),
