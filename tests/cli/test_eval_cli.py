@@ -127,6 +127,28 @@ def test_several_runs_print_side_by_side(files):
     assert "1:pred" in result.output and "2:pred" in result.output and "paired difference to 1:pred" in result.output
 
 
+@pytest.mark.parametrize(("choice", "query", "iou"), [("auto", "1", "0.60"), ("2", "2", "0.50")])
+def test_transcript_of_one_query(files, choice, query, iou):
+    pred, ann = files
+    args = ["eval", "--pred", str(pred), "--annotations", str(ann), "--transcript", choice]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output and max(len(line) for line in result.output.splitlines()) <= 80
+    assert result.output.startswith(f"Query {query}") and "metric" not in result.output  # no table
+    assert f"IoU {iou}" in result.output
+    if choice == "auto":  # query 1 refined once and ended matched on the ground truth
+        assert "Turn 1 · v2, not the ground truth" in result.output
+        assert "Turn 2 · v1, the ground truth" in result.output
+
+
+def test_transcript_takes_one_file_and_no_json(files, run_cli):
+    pred, ann = files
+    code, out, err = run_cli("eval", "--pred", pred, "--pred", pred, "--annotations", ann, "--transcript", "auto")
+    assert code == 2 and "pass a single --pred" in err and out == ""
+    code, out, err = run_cli("eval", "--pred", pred, "--annotations", ann, "--transcript", "1", "--json")
+    assert code == 2 and "without --json" in err and out == ""
+
+
 def test_json_writes_undefined_figures_as_null(files, tmp_path):
     _, ann = files
     empty = _write_jsonl(tmp_path / "empty.jsonl", [])
@@ -150,8 +172,9 @@ BAD_ANSWER = {**PREDICTIONS[1], "judgements": [_judgement("v2", "yes", [0, 2], 6
         ([PREDICTIONS[0], {**PREDICTIONS[1], "qid": "77"}], ANNOTATIONS, [], "qids that are not in the annotations"),
         (PREDICTIONS, [ANNOTATIONS[0], '{"video": "v2"}'], [], "ann.jsonl:2: missing field"),
         (PREDICTIONS, ANNOTATIONS, ["--query-field", "nope"], "query_field='nope'"),
+        (PREDICTIONS, ANNOTATIONS, ["--transcript", "9"], "no query with qid '9' in the predictions (2 queries"),
     ],
-    ids=["bad answer", "bad json", "unknown qid", "bad annotation", "bad query field"],
+    ids=["bad answer", "bad json", "unknown qid", "bad annotation", "bad query field", "unknown transcript qid"],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, pred_lines, ann_lines, extra_args, message):
     pred = _write_jsonl(tmp_path / "pred.jsonl", pred_lines)
