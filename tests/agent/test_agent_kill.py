@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from killing import kill_videosearch_after, kill_videosearch_when, run_videosearch
-from test_episode import predictions_without_seconds
+from test_agent_cli import predictions_without_seconds
 
 from videosearch.corpus.annotations import read_moments
 from videosearch.engine import SearchEngine
@@ -41,7 +41,7 @@ def test_agent_run_survives_kills(engine: SearchEngine, small_world: Path, tmp_p
     annotations.write_text("".join((small_world / "test.jsonl").read_text().splitlines(keepends=True)[:QUERIES]))
     qids = [m.qid for m in read_moments(annotations).moments]
     args = ["agent", "run", tmp_path / "index", "--annotations", annotations, "--checkpoint", tmp_path / "policy",
-            "--mode", "sqr", "--max-turns", "2", "--batch-size", "2"]
+            "--refine", "sqr", "--max-turns", "2", "--batch-size", "2"]
     started = time.monotonic()
     run_videosearch(*args, "--out", tmp_path / "never_killed.jsonl")
     duration_s = time.monotonic() - started

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from videosearch import shipped
 from videosearch.embed import MiniEmbedder
 
 
@@ -90,6 +91,24 @@ def test_index_build_refuses_to_write_over_the_videos_folder(run_cli, tmp_path: 
     code, _, err = run_cli("index", "build", "--videos", videos, "--out", videos, "--embedder", tmp_path / "embedder")
     assert code == 2 and "holds no engine.json" in err and "Traceback" not in err
     assert {p.name: p.read_bytes() for p in videos.iterdir()} == before
+
+
+def test_index_build_uses_the_shipped_retriever(run_cli, tmp_path: Path, small_world: Path,
+                                                mini_embedder: MiniEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    monkeypatch.setattr(shipped, "REPO_ROOT", repo)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for clip in sorted((small_world / "videos" / "test").glob("*.mp4"))[:2]:
+        shutil.copy(clip, videos)
+    code, _, err = run_cli("index", "build", "--videos", videos, "--out", tmp_path / "index")
+    message = " ".join(err.split())
+    assert code == 2 and "Traceback" not in err, err
+    assert f"no shipped checkpoint at {repo / 'checkpoints' / 'mini' / 'retriever'}" in message
+    assert "--embedder" in message and "make train" in message and not (tmp_path / "index").exists()
+    mini_embedder.save_pretrained(repo / "checkpoints" / "mini" / "retriever")
+    code, out, err = run_cli("index", "build", "--videos", videos, "--out", tmp_path / "index")
+    assert code == 0 and "indexed 2 videos" in out, err
 
 
 def test_index_build_and_add_skip_bad_names_and_say_why(run_cli, index_dir: Path, tmp_path: Path,

@@ -14,6 +14,7 @@ from videosearch.embed import load_embedder
 from videosearch.engine import SearchEngine
 from videosearch.engine.engine import check_index_out
 from videosearch.index import IndexConfig
+from videosearch.shipped import shipped_retriever
 
 index_app = typer.Typer(help="Build and extend a video index.", no_args_is_help=True)
 
@@ -27,7 +28,8 @@ def _report_skipped(skipped: list) -> None:
 def build_command(
     videos: Path = typer.Option(..., "--videos", help="Folder of video files."),
     out: Path = typer.Option(..., "--out", help="Index folder to write (new, empty, or an index to replace)."),
-    embedder: Path = typer.Option(..., "--embedder", help="Saved embedder folder (`videosearch retriever train`)."),
+    embedder: Path = typer.Option(None, "--embedder", help="Saved embedder folder (`videosearch retriever train`); "
+                                  "default: the shipped checkpoints/mini/retriever."),
     backend: str = typer.Option("faiss", "--backend", help="faiss (default) or milvus."),
     factory: str = typer.Option("Flat", "--factory", help="FAISS factory string: Flat (exact), IVF256,Flat, HNSW32."),
     uri: str = typer.Option(None, "--uri", help="Milvus server URI (default: a milvus-lite file in the index)."),
@@ -37,6 +39,7 @@ def build_command(
     A video's id is its file name without the extension; two files with the same id are both skipped.
     """
     config = IndexConfig(backend=backend, factory=factory, uri=uri)
+    embedder = embedder or shipped_retriever()
     check_index_out(out)  # before the slow part: never replace a folder of the user's files
     engine, skipped = SearchEngine.build(videos, load_embedder(embedder), config)
     engine.save(out)

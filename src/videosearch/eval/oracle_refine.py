@@ -52,6 +52,32 @@ def initial_latents(embedder: Embedder, texts: list[str], n_latents: int) -> tor
     return mean.unsqueeze(1).repeat(1, n_latents, 1)
 
 
+def optimise_latents(embedder: Embedder, texts: list[str], video_vectors: torch.Tensor, targets: torch.Tensor,
+                     config: OracleConfig) -> torch.Tensor:
+    """Latents trained by gradient descent to make each query's target video win a softmax over the corpus.
+
+    Args:
+        embedder: the embedder that made `video_vectors`; its weights are not changed (and get no gradient).
+        texts: B queries.
+        video_vectors: float32 (V, D) unit vectors of the whole corpus.
+        targets: int64 (B,), each query's row of `video_vectors` (its ground truth).
+        config: latent count and optimisation budget (`n_latents`, `steps`, `lr`, `tau`).
+
+    Returns:
+        float32 (B, N, E) latents for `embedder.embed_text_with_latents(texts, latents)`, detached.
+    """
+    latents = initial_latents(embedder, texts, config.n_latents).requires_grad_(True)
+    optimizer = torch.optim.Adam([latents], lr=config.lr)
+    with torch.enable_grad():  # callers may run under no_grad (the agent's episodes)
+        for _ in range(config.steps):
+            logits = embedder.embed_text_with_latents(texts, latents) @ video_vectors.T / config.tau  # (B, V)
+            loss = torch.nn.functional.cross_entropy(logits, targets)
+            # the gradient of the latents only: the embedder's weights get no .grad to keep or clear
+            (latents.grad,) = torch.autograd.grad(loss, [latents])
+            optimizer.step()
+    return latents.detach()
+
+
 def _rank_of(scores: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """1-based rank of each row's ground-truth column."""
     return (scores > scores[np.arange(len(gt)), gt][:, None]).sum(1) + 1
@@ -80,22 +106,14 @@ def oracle_refine(embedder: Embedder, ids: list[str], video_vectors: np.ndarray,
     for start in track(range(0, len(moments), config.batch_size), description="oracle refinement"):
         chunk = moments[start: start + config.batch_size]
         texts, target = [m.query for m in chunk], torch.from_numpy(gt[start: start + len(chunk)])
-        plain = embedder.embed_text(texts) @ videos.numpy().T
-        latents = initial_latents(embedder, texts, config.n_latents).requires_grad_(True)
-        optimizer = torch.optim.Adam([latents], lr=config.lr)
-        for step in range(config.steps + 1):
-            q = embedder.embed_text_with_latents(texts, latents)  # (B, D)
-            logits = q @ videos.T / config.tau
-            if step == 0:
-                init_scores = logits.detach().numpy()
-            if step == config.steps:
-                break
-            loss = torch.nn.functional.cross_entropy(logits, target)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        for name, scores in (("plain", plain), ("latents_init", init_scores), ("oracle", logits.detach().numpy())):
-            ranks[name].append(_rank_of(scores, target.numpy()))
+        latents = optimise_latents(embedder, texts, videos, target, config)
+        with torch.no_grad():
+            scores = {"plain": embedder.embed_text(texts) @ videos.numpy().T,
+                      "latents_init": embedder.embed_text_with_latents(
+                          texts, initial_latents(embedder, texts, config.n_latents)).numpy() @ videos.numpy().T,
+                      "oracle": embedder.embed_text_with_latents(texts, latents).numpy() @ videos.numpy().T}
+        for name, values in scores.items():
+            ranks[name].append(_rank_of(values, target.numpy()))
     result: dict[str, float] = {"queries": float(len(moments)), "corpus": float(len(ids))}
     for name, parts in ranks.items():
         r = np.concatenate(parts)
