@@ -1,0 +1,74 @@
+"""`bench/decompose.py` on the small world with a tiny policy: every setting runs, the figures hang together, the
+tables fit 80 columns, the last line is JSON, and a rerun reuses the predictions files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from videosearch.engine import SearchEngine
+from videosearch.policy.policy import Policy
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "decompose.py"
+
+
+def _load_bench() -> object:
+    spec = importlib.util.spec_from_file_location("decompose_bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_decompose_runs_every_setting_and_resumes(engine: SearchEngine, policy: Policy, small_world: Path,
+                                                  tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    engine.save(tmp_path / "index")
+    policy.config.max_new_tokens = 16  # room for the oracle judge's forced verdict, spelled out by the tiny tokenizer
+    policy.save(tmp_path / "policy")
+    bench = _load_bench()
+    args = ["--index", str(tmp_path / "index"), "--annotations", str(small_world / "test.jsonl"), "--checkpoint",
+            str(tmp_path / "policy"), "--out", str(tmp_path / "out"), "--limit", "3", "--oracle-steps", "2"]
+    assert bench.main(args) == 0  # type: ignore[attr-defined]
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines[:-1]) <= 80, "\n".join(lines)
+    result = json.loads(lines[-1])
+    assert result["queries"] == 3 and set(result["runs"]) == {f"{j}/{r}" for j in ("policy", "oracle")
+                                                              for r in ("none", "hqr", "sqr", "oracle")}
+    files = sorted(p.name for p in (tmp_path / "out" / "limit-3").iterdir())
+    assert files == sorted(f"{j}-{r}-t3.jsonl" for j in ("policy", "oracle") for r in ("none", "hqr", "sqr", "oracle"))
+    for name, by_turn in result["runs"].items():
+        assert set(by_turn) == {"1", "2", "3"}
+        for figures in by_turn.values():
+            assert figures["vr@1_ci_low"] <= figures["vr@1"] <= figures["vr@1_ci_high"]
+            assert figures["mean_turns"] <= 3
+        if name.startswith("oracle/"):
+            assert all(figures["ver"] == 100.0 for figures in by_turn.values())
+        if name == "oracle/none":  # a perfect judge walking down the ranking: VR R@1 at t turns is R@t
+            assert by_turn["1"]["vr@1"] <= by_turn["2"]["vr@1"] <= by_turn["3"]["vr@1"]
+    for judge in ("policy", "oracle"):  # the first turn is the same whatever comes after it (hqr prompts differently)
+        firsts = {json.dumps(result["runs"][f"{judge}/{r}"]["1"]) for r in ("none", "sqr", "oracle")}
+        assert len(firsts) == 1
+    assert result["baseline"]["ver"] is None and result["baseline"]["mean_turns"] == 1.0
+    assert set(result["paired"]) == {f"{j}/{r}" for j in ("policy", "oracle") for r in ("hqr", "sqr", "oracle")}
+    for deltas in result["paired"].values():
+        assert all(d["ci_low"] <= d["delta"] <= d["ci_high"] for d in deltas.values())
+
+    before = {p.name: p.read_text() for p in (tmp_path / "out" / "limit-3").iterdir()}
+    assert bench.main(args) == 0  # type: ignore[attr-defined]
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == result
+    assert {p.name: p.read_text() for p in (tmp_path / "out" / "limit-3").iterdir()} == before, "reused"
+
+
+def test_decompose_without_a_checkpoint_is_a_clear_error(engine: SearchEngine, small_world: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from videosearch import shipped
+
+    monkeypatch.setattr(shipped, "REPO_ROOT", tmp_path / "repo")
+    engine.save(tmp_path / "index")
+    code = _load_bench().main(["--index", str(tmp_path / "index"), "--annotations",  # type: ignore[attr-defined]
+                               str(small_world / "test.jsonl"), "--limit", "2"])
+    assert code == 2 and "no shipped checkpoint at" in capsys.readouterr().err
