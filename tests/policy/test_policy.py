@@ -131,3 +131,40 @@ def test_a_damaged_checkpoint_is_a_clear_error_naming_it(tmp_path: Path, mini_em
     with pytest.raises(ConfigError, match=fragment) as error:
         Policy.load(tmp_path / "ckpt", mini_embedder)
     assert str(tmp_path / "ckpt") in str(error.value)
+
+
+def test_the_verdict_is_a_probability_read_at_the_answer_and_can_be_forced(policy: Policy) -> None:
+    queries, videos = ["the red circle jumps", "a blue square"], [_video(3, 0), _video(5, 1)]
+    policy.config.max_new_tokens = 16  # the byte-level tokenizer spends 12 tokens on "not_matched</answer>"
+    free = policy.generate(queries, videos)
+    assert all(0.0 <= p <= 1.0 for p in free.match_prob)
+    assert free.match_prob == pytest.approx(policy.match_probability(queries, videos), abs=1e-5)
+    assert all(t.startswith("<answer>") for t in free.texts), "every turn opens with the verdict"
+    forced = policy.generate(queries, videos, verdicts=[True, False])
+    assert [p.answer for p in forced.parsed] == ["matched", "not_matched"]
+    assert forced.match_prob == pytest.approx(free.match_prob, abs=1e-5), "forcing changes the verdict, not P"
+    policy.config.verdict_threshold = 0.0
+    assert [p.answer for p in policy.generate(queries, videos).parsed] == ["matched", "matched"]
+    policy.config.verdict_threshold = 1.0
+    assert {p.answer for p in policy.generate(queries, videos, verdicts=[None, True]).parsed} == {"not_matched",
+                                                                                                  "matched"}
+    with pytest.raises(ValueError, match="2 verdicts for 1 queries"):
+        policy.generate(queries[:1], videos[:1], verdicts=[True, False])
+
+
+def test_a_policy_with_its_own_frame_encoder_saves_it_and_loads_back(tmp_path: Path,
+                                                                     mini_embedder: MiniEmbedder) -> None:
+    from videosearch.policy.frame_encoder import FrameEncoder, FrameEncoderConfig
+
+    torch.manual_seed(0)
+    FrameEncoder(FrameEncoderConfig(frame_size=32)).save_pretrained(tmp_path / "encoder")
+    config = PolicyConfig(preset="tiny-mini", max_new_tokens=8, n_latents=2, frame_encoder=str(tmp_path / "encoder"))
+    policy = Policy.create(config, mini_embedder).eval()
+    assert policy.vision.frame_size == (32, 32)
+    videos = [_video(3, 0), _video(4, 1)]  # different lengths: each video's neighbours are its own frames
+    before = policy.generate(["q one", "q two"], videos)
+    policy.save(tmp_path / "ckpt")
+    (tmp_path / "encoder" / "frame_encoder.safetensors").unlink()  # the checkpoint carries its own copy
+    loaded = Policy.load(tmp_path / "ckpt", mini_embedder)
+    assert loaded.config.frame_encoder == "frame_encoder"
+    assert loaded.generate(["q one", "q two"], videos).match_prob == pytest.approx(before.match_prob, abs=1e-4)

@@ -17,15 +17,33 @@ def tiny_lm() -> LlamaForCausalLM:
 
 
 def test_head_shapes_and_initialisation() -> None:
-    head = SQRHead(hidden_dim=32, latent_dim=24, embedder_dim=16)
+    torch.manual_seed(0)
+    head = SQRHead(hidden_dim=32, latent_dim=24, embedder_dim=16, hidden_norm=2.0, embedder_norm=0.5)
     hidden = torch.randn(3, 32)
-    assert head.latent(hidden).shape == (3, 24) and torch.all(head.latent(hidden) == 0), "last layer starts at zero"
-    z = torch.randn(3, 24)
+    z = head.latent(hidden).detach()
+    assert z.shape == (3, 24) and z.abs().min() > 0, "the last layer starts small and random, not at zero"
+    assert z.norm(dim=-1).max() < 1.0, "... and small"
     assert head.feed_back(z).shape == (3, 32) and head.to_embedder(z[:, None]).shape == (3, 1, 16)
+    # LayerNorm's output has norm ~sqrt(D); the projectors scale it to the norm of the space they feed
+    assert float(head.feed_back(z).norm(dim=-1).mean()) == pytest.approx(2.0, rel=0.1)
+    assert float(head.to_embedder(z[:, None]).norm(dim=-1).mean()) == pytest.approx(0.5 * (16 / 24) ** 0.5, rel=0.15)
     w = head.refine_latent_input_projector[1].weight
-    torch.testing.assert_close(w[:24, :24], torch.eye(24))
+    torch.testing.assert_close(w[:24, :24], torch.eye(24) * 2.0 / 24 ** 0.5)
     assert w[24:].abs().sum() == 0
     assert isinstance(SQRHead(32, 16, 16).query_embedder_head, torch.nn.Identity)
+
+
+def test_the_refined_query_starts_as_the_original_and_the_gate_learns() -> None:
+    head = SQRHead(hidden_dim=8, latent_dim=8, embedder_dim=8)
+    q = torch.nn.functional.normalize(torch.randn(4, 6), dim=-1)
+    f = torch.nn.functional.normalize(torch.randn(4, 6, requires_grad=True), dim=-1)
+    refined = head.refined_query(q, f)
+    torch.testing.assert_close(refined, q)
+    (-(refined * f.detach()).sum()).backward()  # a loss that pulls q' towards f: the gate must open
+    assert head.refine_gate.weight.grad is not None and head.refine_gate.weight.grad < 0
+    with torch.no_grad():
+        head.refine_gate.weight.fill_(1.0)
+    torch.testing.assert_close(head.refined_query(q, f), f)
 
 
 def test_cached_rollout_equals_full_recompute(tiny_lm: LlamaForCausalLM) -> None:

@@ -45,6 +45,20 @@ def test_info_nce_drops_negatives_as_close_as_the_positive() -> None:
     torch.testing.assert_close(loss, others)
 
 
+def test_info_nce_keeps_the_hard_negatives_that_score_above_the_positive() -> None:
+    """The reference's one-sided filter dropped every negative ranked above the positive under the original
+    query: the shown wrong video in every not-matched row. Only near-duplicates of the positive go."""
+    videos = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.4, 0.0], [0.0, 1.0, 0.0],
+                                                         [0.0, 0.0, 1.0]]), dim=-1)
+    original = torch.nn.functional.normalize(torch.tensor([[0.8, 0.6, 0.0]]), dim=-1)  # ranks video 1 above 0
+    config = SFTConfig(negatives=3, tau=1.0)
+    refined = videos[[0]].clone()
+    loss = info_nce(refined, original, videos, torch.tensor([0]), torch.tensor([1]), config,
+                    torch.Generator().manual_seed(0))
+    every_negative = torch.logsumexp(videos @ videos[0], 0) - 1.0
+    torch.testing.assert_close(loss, every_negative)
+
+
 def _config(data: Path, index: Path, out: Path, **values: object) -> SFTConfig:
     # 10 of the 12 videos as negatives: the untrained tower scores a family's videos almost alike, so the
     # ambiguity filter drops the nearest ones

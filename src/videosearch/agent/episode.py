@@ -167,9 +167,10 @@ class Agent:
         refine, queries = self.config.refine, [turn.queries[r] for r in rejected]
         if refine == "sqr":
             latents = self.policy.refine(turn)[rejected].cpu()  # the embedder runs on the CPU
-            # through the engine, where a learned gate of the refined vector would apply
-            return _Refinement(self.engine.encode_refined(queries, latents), self.policy.config.n_latents,
-                               [{} for _ in rejected])
+            with torch.no_grad():  # q' = the original query moved by the learned gate towards the one with latents
+                refined = self.policy.sqr.refined_query(torch.from_numpy(self.engine.encode_queries(queries)),
+                                                        torch.from_numpy(self.engine.encode_refined(queries, latents)))
+            return _Refinement(refined.numpy(), self.policy.config.n_latents, [{} for _ in rejected])
         if refine == "hqr":
             written = [turn.parsed[r].rewrite for r in rejected]  # None where the turn wrote no rewrite
             rewrites = [text or query for text, query in zip(written, queries)]

@@ -1,4 +1,5 @@
-"""`videosearch train sft-data | sft`: the policy's training data from the synthetic world, and stage-1 training."""
+"""`videosearch train frame-encoder | sft-data | sft`: the policy's vision stage, its training data from the synthetic
+world, and stage-1 training."""
 
 from __future__ import annotations
 
@@ -7,10 +8,29 @@ from pathlib import Path
 import typer
 
 from videosearch.config import load_config
+from videosearch.train.calibrate import calibrate_verdict
+from videosearch.train.frame_encoder import FrameEncoderTrainConfig, train_frame_encoder
+from videosearch.train.recipe import run_recipe
 from videosearch.train.sft import SFTConfig, train_sft
 from videosearch.train.sft_data import build_world_sft_data, check_sft_output, write_sft_examples
 
-train_app = typer.Typer(help="Train the search policy: SFT data and stage-1 SFT.", no_args_is_help=True)
+train_app = typer.Typer(help="Train the search policy: its frame encoder, SFT data and stage-1 SFT.",
+                        no_args_is_help=True)
+OVERRIDE_HELP = "key=value, repeatable (e.g. -o epochs=2)."
+
+
+@train_app.command("frame-encoder")
+def frame_encoder_command(
+    config: Path = typer.Option(None, "--config", help="YAML preset (its `frame_encoder` section)."),
+    world: Path = typer.Option(None, "--world", help="Synthetic world folder (`videosearch world generate`)."),
+    out: Path = typer.Option(None, "--out", help="Where the encoder goes: a new or empty folder, or an earlier "
+                             "output of this command (replaced)."),
+    override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
+) -> None:
+    """The policy's own vision: a frame encoder trained on the world's specs (who is where, doing what)."""
+    given = {k: str(v) for k, v in {"world": world, "out": out}.items() if v is not None}
+    folder = train_frame_encoder(load_config(FrameEncoderTrainConfig, config, "frame_encoder", override, **given))
+    typer.echo(f"frame encoder saved to {folder}")
 
 
 @train_app.command("sft-data")
@@ -40,9 +60,36 @@ def sft_command(
     index: Path = typer.Option(None, "--index", help="Index over the videos the examples show."),
     out: Path = typer.Option(None, "--out", help="Checkpoints go to OUT/last (resumable) and OUT/final; a new or "
                              "empty folder, or an earlier run's (resumed)."),
-    override: list[str] = typer.Option([], "--override", "-o", help="key=value, repeatable (e.g. -o epochs=2)."),
+    override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
 ) -> None:
     """Cross-entropy on the assistant text + InfoNCE on the refined query; resumes from OUT/last."""
     given = {k: str(v) for k, v in {"data": data, "index": index, "out": out}.items() if v is not None}
     final = train_sft(load_config(SFTConfig, config, "sft", override, **given))
     typer.echo(f"policy saved to {final}")
+
+
+@train_app.command("calibrate")
+def calibrate_command(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Policy checkpoint to calibrate (its policy.json is "
+                                    "rewritten with the threshold)."),
+    index: Path = typer.Option(..., "--index", help="Index over held-out videos (the world's val split)."),
+    annotations: Path = typer.Option(..., "--annotations", help="Their queries, e.g. runs/world/val.jsonl."),
+) -> None:
+    """Choose the verdict's threshold on P(matched) for the best balanced accuracy on held-out queries."""
+    result = calibrate_verdict(checkpoint, index, annotations)
+    typer.echo(f"verdict threshold {result.threshold:.3f}: balanced accuracy {result.balanced_accuracy:.1f} % "
+               f"(at 0.5: {result.balanced_accuracy_at_half:.1f} %) on {result.positives} matching and "
+               f"{result.negatives} wrong videos; saved in {checkpoint}")
+
+
+@train_app.command("all")
+def all_command(
+    config: Path = typer.Option(Path("configs/mini.yaml"), "--config", help="YAML preset with a `recipe` section."),
+    override: list[str] = typer.Option([], "--override", "-o", help="section.key=value, repeatable (e.g. -o "
+                                       "sft.epochs=2 -o recipe.runs=runs2)."),
+) -> None:
+    """The whole recipe from nothing; stages already complete are skipped, so a killed run resumes."""
+    times = run_recipe(config, override)
+    for name, seconds in times.items():
+        typer.echo(f"{name:<14} {seconds / 60:6.1f} min")
+    typer.echo(f"{'total':<14} {sum(times.values()) / 60:6.1f} min")

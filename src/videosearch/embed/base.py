@@ -69,3 +69,8 @@ class Embedder(ABC):
     @abstractmethod
     def latent_dim(self) -> int:
         """Width E of the text encoder's input embeddings, where latents are inserted."""
+
+    @property
+    def latent_norm(self) -> float:
+        """Typical L2 norm of one of the text encoder's input embeddings: the scale an inserted latent starts at."""
+        return 1.0

@@ -74,6 +74,10 @@ class MiniEmbedder(Embedder):
     def latent_dim(self) -> int:
         return self.text.input_dim
 
+    @property
+    def latent_norm(self) -> float:
+        return float(self.text.encoder.get_input_embeddings().weight.norm(dim=-1).mean())
+
     @torch.no_grad()
     def embed_text(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         out = [self.text(texts[i: i + batch_size]) for i in range(0, len(texts), batch_size)]

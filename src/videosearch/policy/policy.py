@@ -2,6 +2,7 @@
 
     policy = Policy.load("runs/sft/final", embedder)
     turn = policy.generate(["the red circle jumps"], [frames], mode="sqr")
+    turn.match_prob, turn.parsed[0].answer        # P(matched), and the verdict it gave at the calibrated threshold
     latents = policy.refine(turn)                  # (B, N, He), for embedder.embed_text_with_latents
 
 One class serves every preset; what differs between a SmolLM2 with projected frame features (`mini`) and
@@ -24,7 +25,7 @@ from videosearch.config import build_config
 from videosearch.corpus.types import VideoFrames
 from videosearch.embed.base import Embedder
 from videosearch.errors import ConfigError
-from videosearch.policy.format import REFINE_TOKEN, ParsedOutput, parse_output
+from videosearch.policy.format import ANSWER_OPEN, REFINE_TOKEN, TAG_TOKENS, ParsedOutput, parse_output
 from videosearch.policy.rollout import rollout_latents
 from videosearch.policy.sqr import SQRHead
 from videosearch.policy.vision import VisionAdapter, build_vision
@@ -34,13 +35,13 @@ MODES = ("sqr", "hqr", "oneshot")
 CONFIG_FILE = "policy.json"
 HEADS_FILE = "policy_heads.safetensors"
 ADAPTER_DIR = "adapter"
+FRAME_ENCODER_DIR = "frame_encoder"
 
-_TASK = "Does the video show the moment the query describes?"
-_FORMAT = ("Answer <think>why</think> <answer>matched or not_matched</answer>, "
-           "on a match <start>S</start> <end>E</end>.")
+# short: every prompt token is paid for at every turn and every SFT step; the grammar itself is taught by SFT
+_TASK = "Does the video show the query's moment? Answer, span in seconds, why"
 SYSTEM_PROMPTS = {
-    "sqr": f"{_TASK} {_FORMAT} End with {REFINE_TOKEN}.",
-    "hqr": f"{_TASK} {_FORMAT} If not matched, rewrite the query: <query>...</query>.",
+    "sqr": f"{_TASK}, {REFINE_TOKEN}.",
+    "hqr": f"{_TASK}, and a rewritten query if not.",
 }
 SYSTEM_PROMPTS["oneshot"] = SYSTEM_PROMPTS["sqr"]
 
@@ -59,6 +60,10 @@ class PolicyConfig:
     lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                             "down_proj")
     max_new_tokens: int = 96
+    # mini: the policy's own frame encoder (`videosearch train frame-encoder`; relative paths are read from the
+    # checkpoint's folder); "" reads the retriever's frame features instead
+    frame_encoder: str = ""
+    verdict_threshold: float = 0.5  # `matched` when P(matched) >= this; chosen on the val split (`train calibrate`)
     fps: float = 1.0
     max_frames: int = 64
     extra_tokens: list[str] = field(default_factory=list)  # filled in: tokens added to the vocabulary, in order
@@ -68,6 +73,8 @@ class PolicyConfig:
             raise ConfigError(f"unknown policy preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         if self.n_latents < 1:
             raise ConfigError(f"n_latents must be >= 1, got {self.n_latents}")
+        if not 0.0 <= self.verdict_threshold <= 1.0:
+            raise ConfigError(f"verdict_threshold must be in [0, 1], got {self.verdict_threshold}")
 
 
 @dataclass
@@ -82,7 +89,7 @@ class PolicyTurn:
     attention_mask: torch.Tensor  # (B, L) over the cached sequence
     refine_hidden: torch.Tensor  # (B, H), at each row's <REFINE>; zero where none was written yet
     has_refine: torch.Tensor  # bool (B,)
-
+    match_prob: list[float]  # P(matched) against P(not_matched) at the answer position
 
     @property
     def generated_tokens(self) -> list[int]:
@@ -111,6 +118,12 @@ class Policy(nn.Module):
         self.eos_ids = {int(i) for i in _as_list(tokenizer.eos_token_id)}  # type: ignore[attr-defined]
         tokenizer.padding_side = "left"  # type: ignore[attr-defined]
         vision.bind(tokenizer)
+        self.answer_open_id = int(tokenizer.convert_tokens_to_ids(ANSWER_OPEN))  # type: ignore[attr-defined]
+        # the verdict is the first token after <answer>: "matched" against the first token of "not_matched"
+        self.verdict_ids = (self._encode("matched")[0], self._encode("not_matched")[0])
+        if self.verdict_ids[0] == self.verdict_ids[1]:
+            raise ConfigError("this tokenizer starts 'matched' and 'not_matched' with the same token: the verdict "
+                              "cannot be read as one probability")
 
     # ----- construction and checkpoints -----
 
@@ -118,13 +131,14 @@ class Policy(nn.Module):
     def create(cls, config: PolicyConfig, embedder: Embedder, lora: bool = True) -> Policy:
         """A fresh policy: base LM of the preset, `<REFINE>` and vision tokens added, LoRA and SQR head new."""
         lm, tokenizer, vision = build_vision(config, embedder)
-        config.extra_tokens = [REFINE_TOKEN, *vision.extra_tokens]
+        config.extra_tokens = [REFINE_TOKEN, *TAG_TOKENS, *vision.extra_tokens]
         _add_tokens(lm, tokenizer, config.extra_tokens)
-        hidden = lm.get_input_embeddings().embedding_dim
+        table = lm.get_input_embeddings().weight
         if lora:
             lm = get_peft_model(lm, _lora_config(config, tokenizer))
-        latent_dim = config.latent_dim or embedder.latent_dim
-        return cls(config, lm, tokenizer, vision, SQRHead(hidden, latent_dim, embedder.latent_dim))
+        sqr = SQRHead(table.shape[1], config.latent_dim or embedder.latent_dim, embedder.latent_dim,
+                      hidden_norm=float(table.detach().norm(dim=-1).mean()), embedder_norm=embedder.latent_norm)
+        return cls(config, lm, tokenizer, vision, sqr)
 
     @classmethod
     def load(cls, path: str | Path, embedder: Embedder, trainable: bool = False) -> Policy:
@@ -141,7 +155,7 @@ class Policy(nn.Module):
         if not isinstance(values, dict):
             raise ConfigError(f"{folder / CONFIG_FILE} is not a policy config (a JSON object): restore the checkpoint")
         config = build_config(PolicyConfig, values, CONFIG_FILE)
-        lm, tokenizer, vision = build_vision(config, embedder)
+        lm, tokenizer, vision = build_vision(config, embedder, folder)
         _add_tokens(lm, tokenizer, config.extra_tokens)
         hidden = lm.get_input_embeddings().embedding_dim
         try:
@@ -178,21 +192,35 @@ class Policy(nn.Module):
         self.lm.save_pretrained(out / ADAPTER_DIR, save_embedding_layers=False)
         save_file({k: v.detach().contiguous() for k, v in self.heads().state_dict().items()}, out / HEADS_FILE)
         config = asdict(self.config)
+        if self.config.frame_encoder:  # the frozen encoder travels with the checkpoint, under a relative path
+            self.vision.frame_encoder.save_pretrained(out / FRAME_ENCODER_DIR)  # type: ignore[attr-defined]
+            config["frame_encoder"] = FRAME_ENCODER_DIR
         config["lora_target_modules"] = list(config["lora_target_modules"])
         (out / CONFIG_FILE).write_text(json.dumps(config, indent=2))
 
     # ----- inference -----
 
     @torch.no_grad()
-    def generate(self, queries: list[str], videos: list[VideoFrames], mode: str = "sqr") -> PolicyTurn:
-        """Greedy, batched: each row writes until `<REFINE>`, end of turn or `max_new_tokens`."""
+    def generate(self, queries: list[str], videos: list[VideoFrames], mode: str = "sqr",
+                 verdicts: list[bool | None] | None = None) -> PolicyTurn:
+        """Greedy, batched: each row writes until `<REFINE>`, end of turn or `max_new_tokens`.
+
+        The turn opens with `<answer>`; the verdict after it is `matched` when P(matched) reaches
+        `config.verdict_threshold`, or the one `verdicts` forces for that row (True = matched; None = the policy's).
+        The rest of the turn (span, reasoning) is written knowing the verdict."""
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        ids, mask = self._tokenize([self._prompt(q, v, mode) for q, v in zip(queries, videos)])
+        if verdicts is not None and len(verdicts) != len(queries):
+            raise ValueError(f"{len(verdicts)} verdicts for {len(queries)} queries")
+        ids, mask = self._tokenize([self._prompt(q, v, mode) + ANSWER_OPEN for q, v in zip(queries, videos)])
         cache, hidden, logits = self.vision.prefill(self.lm, ids, mask, videos)
         logits = logits[:, -1]
+        match_prob = self._match_prob(logits)
         batch = len(queries)
-        tokens: list[list[int]] = [[] for _ in range(batch)]
+        chosen = [(verdicts[r] if verdicts is not None and verdicts[r] is not None
+                   else match_prob[r] >= self.config.verdict_threshold) for r in range(batch)]
+        forced = [self._encode(("matched" if c else "not_matched") + "</answer>") for c in chosen]
+        tokens: list[list[int]] = [[self.answer_open_id] for _ in range(batch)]
         active = torch.ones(batch, dtype=torch.bool, device=ids.device)
         has_refine = torch.zeros(batch, dtype=torch.bool, device=ids.device)
         refine_hidden = torch.zeros_like(hidden)
@@ -200,6 +228,8 @@ class Policy(nn.Module):
         for _ in range(self.config.max_new_tokens):
             next_ids = logits.argmax(-1)
             for row in active.nonzero().flatten().tolist():
+                if forced[row]:
+                    next_ids[row] = forced[row].pop(0)
                 tokens[row].append(int(next_ids[row]))
             active &= ~torch.tensor([int(t) in self.eos_ids for t in next_ids], device=ids.device)
             if not active.any():
@@ -215,7 +245,16 @@ class Policy(nn.Module):
                 break
         texts = [self._decode(t) for t in tokens]
         return PolicyTurn(texts, [parse_output(t) for t in texts], tokens, list(queries), cache, mask, refine_hidden,
-                          has_refine)
+                          has_refine, match_prob)
+
+    @torch.no_grad()
+    def match_probability(self, queries: list[str], videos: list[VideoFrames], mode: str = "sqr") -> list[float]:
+        """P(matched) against P(not_matched) at the answer position, as `generate` reads it (one prefill)."""
+        ids, mask = self._tokenize([self._prompt(q, v, mode) + ANSWER_OPEN for q, v in zip(queries, videos)])
+        return self._match_prob(self.vision.prefill(self.lm, ids, mask, videos)[2][:, -1])
+
+    def _match_prob(self, logits: torch.Tensor) -> list[float]:
+        return torch.softmax(logits[:, list(self.verdict_ids)].float(), dim=-1)[:, 0].tolist()
 
     @torch.no_grad()
     def refine(self, turn: PolicyTurn) -> torch.Tensor:
@@ -235,9 +274,10 @@ class Policy(nn.Module):
     # ----- training -----
 
     def sft_forward(self, queries: list[str], videos: list[VideoFrames], targets: list[str],
-                    modes: list[str]) -> SFTBatch:
-        """Teacher-forced pass over prompt + target; CE on the target tokens only. Targets ending with `<REFINE>`
-        end their row there (left padding), so the cache is ready for the latent rollout."""
+                    modes: list[str], verdict_weight: float = 1.0) -> SFTBatch:
+        """Teacher-forced pass over prompt + target; CE on the target tokens only, the verdict token (the one after
+        a leading `<answer>`) weighted `verdict_weight` times. Targets ending with `<REFINE>` end their row there
+        (left padding), so the cache is ready for the latent rollout."""
         prompts = [self._prompt(q, v, m) for q, v, m in zip(queries, videos, modes)]
         prompt_ids = [self._encode(p) for p in prompts]
         target_ids = [self._encode(t) + ([] if t.endswith(REFINE_TOKEN) else [min(self.eos_ids)]) for t in targets]
@@ -246,15 +286,21 @@ class Policy(nn.Module):
         ids = torch.full((len(prompts), length), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
         labels = torch.full_like(ids, -100)
+        weights = torch.zeros(ids.shape)
         for row, (p, t) in enumerate(zip(prompt_ids, target_ids)):
             ids[row, length - len(p) - len(t):] = torch.tensor(p + t)
             mask[row, length - len(p) - len(t):] = 1
             labels[row, length - len(t):] = torch.tensor(t)
+            weights[row, length - len(t):] = 1.0
+            if len(t) > 1 and t[0] == self.answer_open_id:
+                weights[row, length - len(t) + 1] = verdict_weight
         keep = max(len(t) for t in target_ids) + 1  # left padding: every target lies in the last `keep` positions
         ids, mask, labels = ids.to(self.device), mask.to(self.device), labels.to(self.device)
         cache, hidden, logits = self.vision.prefill(self.lm, ids, mask, videos, logits_to_keep=keep)
-        ce = nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, -keep + 1:].flatten(),
-                                         ignore_index=-100)
+        per_token = nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, -keep + 1:].flatten(),
+                                                ignore_index=-100, reduction="none")
+        weights = weights[:, -keep + 1:].flatten().to(per_token.device)
+        ce = (per_token * weights).sum() / weights.sum().clamp(min=1e-8)
         return SFTBatch(ce, hidden, ids[:, -1] == self.refine_id, cache, mask)
 
     @property
@@ -284,8 +330,12 @@ def _as_list(value: object) -> list:
 
 
 def _add_tokens(lm: nn.Module, tokenizer: object, tokens: list[str]) -> None:
-    """Add special tokens (once, in order, so their ids are the same at every load) and grow the embeddings."""
+    """Add special tokens (once, in order, so their ids are the same at every load) and grow the embeddings.
+
+    A new row starts at the mean of the rows its text had as ordinary tokens ("<answer>" -> "<", "answer", ">"):
+    deterministic, so a checkpoint loads back exactly, and distinct, so the tags can be told apart from step 0."""
     new = [t for t in tokens if t not in tokenizer.get_vocab()]  # type: ignore[attr-defined]
+    pieces = {t: tokenizer(t, add_special_tokens=False)["input_ids"] for t in new}  # type: ignore[operator]
     if new:
         tokenizer.add_special_tokens({"additional_special_tokens": new},  # type: ignore[attr-defined]
                                      replace_extra_special_tokens=False)
@@ -294,14 +344,19 @@ def _add_tokens(lm: nn.Module, tokenizer: object, tokens: list[str]) -> None:
     known = lm.get_input_embeddings().num_embeddings
     if known < len(tokenizer):  # type: ignore[arg-type]
         lm.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # type: ignore[operator,arg-type]
-        with torch.no_grad():  # new rows start at the mean row: deterministic, so a checkpoint loads back exactly
+        with torch.no_grad():
             for table in {lm.get_input_embeddings().weight, lm.get_output_embeddings().weight}:
                 table[known:] = table[:known].mean(0)
+                for token, ids in pieces.items():
+                    row = int(tokenizer.convert_tokens_to_ids(token))  # type: ignore[attr-defined]
+                    if row >= known and ids and max(ids) < known:
+                        table[row] = table[ids].mean(0)
 
 
 def _lora_config(config: PolicyConfig, tokenizer: object) -> LoraConfig:
-    """LoRA on the language model's linear layers; the `<REFINE>` row of the (tied) embeddings is trained too."""
-    refine_id = int(tokenizer.convert_tokens_to_ids(REFINE_TOKEN))  # type: ignore[attr-defined]
+    """LoRA on the language model's linear layers; the rows of `<REFINE>` and the tags in the (tied) embeddings are
+    trained too."""
+    new_ids = [int(tokenizer.convert_tokens_to_ids(t)) for t in (REFINE_TOKEN, *TAG_TOKENS)]  # type: ignore[attr-defined]
     return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=list(config.lora_target_modules), trainable_token_indices=[refine_id],
+                      target_modules=list(config.lora_target_modules), trainable_token_indices=new_ids,
                       task_type="CAUSAL_LM")

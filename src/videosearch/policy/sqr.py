@@ -4,43 +4,70 @@ Shapes: H = the policy LM's hidden width, D = the latent width, He = the embedde
     z_1 = refine_projector(h_REFINE)                         # (B, D)
     next input embedding = refine_latent_input_projector(z)  # (B, H), fed back for z_2 ... z_N
     latents for the embedder = refine_append_input_projector(z_1..z_N)   # (B, N, He)
-The names, layers and initialisations follow the reference release so checkpoints map one to one: the
-last layer of `refine_projector` starts at zero (every z is 0 at first), the two input projectors start
-as a (partial) identity.
+    q' = normalize(q + g (embed_text_with_latents(query, latents) - q))  # refine_gate: g starts at 0
+The module names and layers follow the reference release, so its checkpoints map one to one. Three starts differ,
+each because the reference's fails to learn (measured in the agent issue): the last layer of `refine_projector`
+starts small and random, not at zero (a zero z enters the input projectors' LayerNorm where its gradient
+explodes); the input projectors start as a (partial) identity scaled to the norm of the embeddings of the space
+they feed, not to LayerNorm's unit variance; and the refined query starts as the original one (`refine_gate` at 0:
+inserting latents into the embedder's sequence moves the query vector even when they say nothing), so
+refinement can only add to it.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
+LAST_LAYER_STD = 0.02
 
-def _partial_identity_(linear: nn.Linear) -> nn.Linear:
-    """W[i, i] = 1 for i < min(in, out), every other weight and the bias 0."""
+
+def _scaled_identity_(linear: nn.Linear, scale: float) -> nn.Linear:
+    """W[i, i] = scale for i < min(in, out), every other weight and the bias 0."""
     with torch.no_grad():
         linear.weight.zero_()
         n = min(linear.in_features, linear.out_features)
-        linear.weight[torch.arange(n), torch.arange(n)] = 1.0
+        linear.weight[torch.arange(n), torch.arange(n)] = scale
         linear.bias.zero_()
     return linear
 
 
-class SQRHead(nn.Module):
-    """The four SQR modules, stored in a policy checkpoint under these names."""
+class RefineGate(nn.Module):
+    """q' = normalize(q + g (f - q)): how far the refined vector f moves the original query q; g starts at 0."""
 
-    def __init__(self, hidden_dim: int, latent_dim: int, embedder_dim: int) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(()))
+
+    def forward(self, original: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
+        """(B, D) unit vectors q and f -> (B, D) unit vectors q'."""
+        mixed = original + self.weight.to(refined.dtype) * (refined - original.to(refined.dtype))
+        return nn.functional.normalize(mixed, dim=-1)
+
+
+class SQRHead(nn.Module):
+    """The SQR modules, stored in a policy checkpoint under these names."""
+
+    def __init__(self, hidden_dim: int, latent_dim: int, embedder_dim: int, hidden_norm: float = 1.0,
+                 embedder_norm: float = 1.0) -> None:
+        """`hidden_norm` / `embedder_norm`: typical norms of the LM's and the embedder's input embeddings."""
         super().__init__()
         last = nn.Linear(latent_dim, latent_dim)
-        nn.init.zeros_(last.weight)
+        nn.init.normal_(last.weight, std=LAST_LAYER_STD)
         nn.init.zeros_(last.bias)
         self.refine_projector = nn.Sequential(
             nn.Linear(hidden_dim, latent_dim), nn.LayerNorm(latent_dim), nn.GELU(), last)
+        # LayerNorm outputs have norm ~sqrt(D): scaled so the fed-back and the inserted vectors look like tokens
+        unit = 1.0 / math.sqrt(latent_dim)
         self.refine_latent_input_projector = nn.Sequential(
-            nn.LayerNorm(latent_dim), _partial_identity_(nn.Linear(latent_dim, hidden_dim)))
+            nn.LayerNorm(latent_dim), _scaled_identity_(nn.Linear(latent_dim, hidden_dim), hidden_norm * unit))
         self.refine_append_input_projector = nn.Sequential(
-            nn.LayerNorm(latent_dim), _partial_identity_(nn.Linear(latent_dim, embedder_dim)))
+            nn.LayerNorm(latent_dim), _scaled_identity_(nn.Linear(latent_dim, embedder_dim), embedder_norm * unit))
         self.query_embedder_head: nn.Module = (
             nn.Identity() if embedder_dim == latent_dim else nn.Linear(embedder_dim, latent_dim))
+        self.refine_gate = RefineGate()
 
     def latent(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, H) final-norm hidden state -> (B, D) latent."""
@@ -53,3 +80,7 @@ class SQRHead(nn.Module):
     def to_embedder(self, latents: torch.Tensor) -> torch.Tensor:
         """(B, N, D) latents -> (B, N, He) vectors inserted into the embedder's input sequence."""
         return self.refine_append_input_projector(latents)
+
+    def refined_query(self, original: torch.Tensor, with_latents: torch.Tensor) -> torch.Tensor:
+        """q' from the original query vectors (B, D) and the embedder's vectors of the query with latents (B, D)."""
+        return self.refine_gate(original, with_latents)

@@ -24,6 +24,7 @@ from videosearch.corpus.types import VideoFrames
 from videosearch.embed.base import Embedder
 from videosearch.embed.mini import MiniEmbedder, frames_to_tensor
 from videosearch.errors import ConfigError
+from videosearch.policy.frame_encoder import FrameEncoder
 from videosearch.policy.qwen_vl import (
     VIDEO_PAD,
     mm_token_type_ids,
@@ -74,15 +75,20 @@ class VisionAdapter(nn.Module, metaclass=ABCMeta):
 
 
 class MiniVision(VisionAdapter):
-    """Frozen video-tower frame features -> `vision_projector` -> LM input embeddings at `<frame>` tokens."""
+    """Frozen per-frame features -> `vision_projector` -> LM input embeddings at `<frame>` tokens.
+
+    The features come from the policy's own `FrameEncoder` (trained on the world's specs) or, without one, from
+    the retriever's video tower (which says little about who is where: DESIGN.md section 8)."""
 
     extra_tokens = [FRAME_TOKEN]
 
-    def __init__(self, embedder: MiniEmbedder, hidden_dim: int) -> None:
+    def __init__(self, embedder: MiniEmbedder, hidden_dim: int, frame_encoder: FrameEncoder | None = None) -> None:
         super().__init__()
         self.tower = embedder.video.eval().requires_grad_(False)
-        self.frame_size = (embedder.frame_size, embedder.frame_size)  # type: ignore[assignment]
-        feature_dim = embedder.video_config.feature_dim
+        self.frame_encoder = frame_encoder.eval().requires_grad_(False) if frame_encoder is not None else None
+        size = frame_encoder.config.frame_size if frame_encoder is not None else embedder.frame_size
+        self.frame_size = (size, size)  # type: ignore[assignment]
+        feature_dim = frame_encoder.feature_dim if frame_encoder is not None else embedder.video_config.feature_dim
         self.vision_projector = nn.Sequential(nn.Linear(feature_dim, hidden_dim), nn.GELU(),
                                               nn.Linear(hidden_dim, hidden_dim))
         self.frame_id = -1  # see bind
@@ -90,6 +96,8 @@ class MiniVision(VisionAdapter):
     def train(self, mode: bool = True) -> MiniVision:
         super().train(mode)
         self.tower.eval()  # frozen: dropout stays off
+        if self.frame_encoder is not None:
+            self.frame_encoder.eval()
         return self
 
     def bind(self, tokenizer: object) -> None:
@@ -99,19 +107,27 @@ class MiniVision(VisionAdapter):
         return {"vision_projector": self.vision_projector}
 
     def video_text(self, video: VideoFrames) -> str:
-        return " ".join(f"{t:g}s{FRAME_TOKEN}" for t in video.timestamps_s)  # "12s<frame> 12.5s<frame>"
+        return "".join(f"{t:g}s{FRAME_TOKEN}" for t in video.timestamps_s)  # "12s<frame>12.5s<frame>"
 
     def _embed(self, lm: nn.Module, ids: torch.Tensor, videos: list[VideoFrames]) -> torch.Tensor:
         embeds = lm.get_input_embeddings()(ids)
         frames, _, frame_mask = frames_to_tensor(videos, self.frame_size[0])  # type: ignore[index]
         with torch.no_grad():
-            features = self.tower.frame_features(frames.to(embeds.device))  # (B, T, F)
+            features = self._features(frames.to(embeds.device), [len(v) for v in videos])  # (B, T, F)
         frame_mask = frame_mask.to(embeds.device)
         projected = self.vision_projector(features[frame_mask])  # (sum T, H), rows in order
         slots = ids == self.frame_id
         if int(slots.sum()) != len(projected):
             raise ConfigError(f"the prompts hold {int(slots.sum())} {FRAME_TOKEN} tokens for {len(projected)} frames")
         return embeds.masked_scatter(slots[..., None], projected.to(embeds.dtype))
+
+    def _features(self, frames: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        if self.frame_encoder is None:
+            return self.tower.frame_features(frames)
+        features = frames.new_zeros(*frames.shape[:2], self.frame_encoder.feature_dim)
+        for row, length in enumerate(lengths):  # one video at a time: its neighbours are its own frames
+            features[row, :length] = self.frame_encoder(frames[row: row + 1, :length])[0]
+        return features
 
     def prefill(self, lm: nn.Module, ids: torch.Tensor, mask: torch.Tensor, videos: list[VideoFrames],
                 logits_to_keep: int = 1) -> tuple[object, torch.Tensor, torch.Tensor]:
@@ -198,8 +214,10 @@ def load_qwen3vl(lm_path: str | None) -> tuple[Qwen3VLForConditionalGeneration, 
     return model, AutoTokenizer.from_pretrained(lm_path)
 
 
-def build_vision(config: PolicyConfig, embedder: Embedder) -> tuple[nn.Module, object, VisionAdapter]:
-    """The preset's base LM, its tokenizer and its vision adapter (the vocabulary is not grown yet)."""
+def build_vision(config: PolicyConfig, embedder: Embedder,
+                 folder: Path | None = None) -> tuple[nn.Module, object, VisionAdapter]:
+    """The preset's base LM, its tokenizer and its vision adapter (the vocabulary is not grown yet); a relative
+    `frame_encoder` path is read from `folder` (the checkpoint's)."""
     from videosearch.policy import lm as lms
 
     if config.preset in ("mini", "tiny-mini"):
@@ -210,7 +228,12 @@ def build_vision(config: PolicyConfig, embedder: Embedder) -> tuple[nn.Module, o
             lm, tokenizer = lms.load_causal_lm(config.lm_path or lms.convert_smollm2())
         else:
             lm, tokenizer = lms.tiny_mini_lm()
-        return lm, tokenizer, MiniVision(embedder, lm.get_input_embeddings().embedding_dim)
+        encoder = None
+        if config.frame_encoder:
+            path = Path(config.frame_encoder)
+            encoder = FrameEncoder.from_pretrained(folder / path if folder is not None and not path.is_absolute()
+                                                   else path)
+        return lm, tokenizer, MiniVision(embedder, lm.get_input_embeddings().embedding_dim, encoder)
     if config.preset == "paper":
         qwen, tokenizer = load_qwen3vl(config.lm_path)
     else:

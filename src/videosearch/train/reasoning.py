@@ -51,7 +51,7 @@ def verification_reasoning(claim: Claim, spec: VideoSpec) -> tuple[bool, str, tu
     context = ""
     if claim.relation and claim.other is not None:
         context = f", {claim.relation} the {_actor(claim.other)} {_action(claim.other_kind, claim.other_param)}"
-    reason = f"The video is in the {spec.scene}; {asked}{context}, from {event.start_s:.1f} s to {event.end_s:.1f} s."
+    reason = f"The video is in the {spec.scene}; {asked}{context}."  # the span follows in its own tags
     return True, reason, (event.start_s, event.end_s)
 
 

@@ -3,10 +3,11 @@
     config = load_config(SFTConfig, "configs/mini.yaml", "sft")
     train_sft(config)          # resumes from `<out>/last` when it exists, exactly (same weights)
 
-For each example whose target ends with `<REFINE>`, the latents rolled out on the teacher-forced cache are
-inserted into the query; q' = embed_text_with_latents(query, latents) must rank the ground-truth video above
-the shown wrong video, hard negatives re-mined with the current q', and random fill (DESIGN.md section 1).
-Gradients flow through the frozen embedder into the latents, the SQR head and the LM.
+For each not-matched example whose target ends with `<REFINE>`, the latents rolled out on the teacher-forced cache
+are inserted into the query; q' (`SQRHead.refined_query`) must rank the ground-truth video above the shown wrong
+video, hard negatives re-mined with the current q', and random fill (DESIGN.md section 1). Matched rows do not train
+the refiner: at inference it runs only after a rejection, and there the latents would learn to describe the video
+that was shown. Gradients flow through the frozen embedder into the latents, the SQR head and the LM.
 """
 
 from __future__ import annotations
@@ -71,9 +72,10 @@ class SFTConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 20
     infonce_weight: float = 0.3
+    verdict_weight: float = 5.0  # CE weight of the verdict token against 1 for every other target token
     tau: float = 0.1
     negatives: int = 24
-    ambiguity_margin: float = 0.0005  # negatives this close to the positive under the original query are dropped
+    ambiguity_margin: float = 0.0005  # negatives within this of the positive under the original query are dropped
     max_examples: int = 0  # 0 = all
     save_every: int = 50  # steps between checkpoints of `<out>/last`
     seed: int = 0
@@ -86,6 +88,10 @@ class SFTConfig:
 def info_nce(refined: torch.Tensor, original: torch.Tensor, video_vectors: torch.Tensor, positives: torch.Tensor,
              shown: torch.Tensor, config: SFTConfig, generator: torch.Generator) -> torch.Tensor:
     """InfoNCE of q' against the positive and `config.negatives` negatives per row.
+
+    A negative scoring within `ambiguity_margin` of the positive under the original query, on either side, is
+    taken for a likely duplicate of it and dropped. The reference drops every negative scoring above the positive
+    minus the margin: all the hard ones, the shown wrong video in every not-matched row (DESIGN.md section 1).
 
     Args:
         refined: (R, D) q', with gradients.  original: (R, D) q.  video_vectors: (V, D) the corpus.
@@ -103,8 +109,8 @@ def info_nce(refined: torch.Tensor, original: torch.Tensor, video_vectors: torch
             order = order[order != positives[row]]
             _, first = np.unique(order.numpy(), return_index=True)  # keep the first occurrence, in order
             negatives[row] = order[np.sort(first)][: config.negatives]
-        ambiguous = original_scores.gather(1, negatives) >= (
-            original_scores.gather(1, positives[:, None]) - config.ambiguity_margin)
+        ambiguous = (original_scores.gather(1, negatives) - original_scores.gather(1, positives[:, None])).abs() <= (
+            config.ambiguity_margin)
     candidates = torch.cat([positives[:, None], negatives], dim=1)  # (R, 1 + K), the positive first
     logits = (refined[:, None, :] * video_vectors[candidates]).sum(-1) / config.tau
     logits = logits.masked_fill(torch.cat([torch.zeros_like(ambiguous[:, :1]), ambiguous], dim=1), float("-inf"))
@@ -208,15 +214,17 @@ def _step(policy: Policy, embedder: Embedder, batch: list[SFTExample], videos: V
     """(CE, InfoNCE) of one batch; InfoNCE is 0 when no row rolls out latents against a known positive."""
     queries = [e.query for e in batch]
     out = policy.sft_forward(queries, [videos[e.video_id] for e in batch], [e.target for e in batch],
-                             [e.mode for e in batch])
-    rows = [i for i in out.refine_rows.nonzero().flatten().tolist() if batch[i].gt_video_id in row_of]
+                             [e.mode for e in batch], config.verdict_weight)
+    rows = [i for i in out.refine_rows.nonzero().flatten().tolist()
+            if not batch[i].matched and batch[i].gt_video_id in row_of]
     if not rows:
         return out.ce_loss, torch.zeros(())
     latents = rollout_latents(policy.vision.step_fn(policy.lm, out.cache), policy.sqr, out.refine_hidden,
                               out.attention_mask, policy.config.n_latents)[rows]
     chosen = [queries[i] for i in rows]
-    refined = embedder.embed_text_with_latents(chosen, policy.sqr.to_embedder(latents))
     original = torch.from_numpy(embedder.embed_text(chosen))
+    with_latents = embedder.embed_text_with_latents(chosen, policy.sqr.to_embedder(latents))
+    refined = policy.sqr.refined_query(original, with_latents)
     positives = torch.tensor([row_of[batch[i].gt_video_id] for i in rows])
     shown = torch.tensor([row_of[batch[i].video_id] for i in rows])
     return out.ce_loss, info_nce(refined, original, video_vectors, positives, shown, config, generator)

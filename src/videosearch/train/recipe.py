@@ -1,0 +1,135 @@
+"""The whole `mini` recipe from nothing, stage by stage: `videosearch train all --config configs/mini.yaml`.
+
+    world -> retriever -> indexes (train, val) -> frame encoder -> SFT data -> SFT -> verdict calibration -> export
+
+Every stage writes its output under `runs` and is skipped when that output is complete, so a run killed at any
+point starts again at the stage it was in (SFT resumes from its last checkpoint). Each stage's wall time is
+printed, and kept in `<runs>/recipe_times.json`. The last stage copies what was trained (the retriever and the
+calibrated policy) to `export`, the checkpoints that ship (`checkpoints/mini`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from videosearch.atomic import write_text_atomic
+from videosearch.config import load_config
+from videosearch.corpus.world import WorldConfig, generate_world
+from videosearch.embed import load_embedder
+from videosearch.engine import SearchEngine
+from videosearch.errors import ConfigError
+from videosearch.folders import publish_folder
+from videosearch.train.calibrate import REPORT_FILE, calibrate_verdict
+from videosearch.train.frame_encoder import LOG_FILE as ENCODER_LOG
+from videosearch.train.frame_encoder import FrameEncoderTrainConfig, train_frame_encoder
+from videosearch.train.retriever import RetrieverTrainConfig, train_retriever
+from videosearch.train.sft import FINAL, SFTConfig, train_sft
+from videosearch.train.sft_data import build_world_sft_data, write_sft_examples
+
+logger = logging.getLogger(__name__)
+TIMES_FILE = "recipe_times.json"
+
+
+@dataclass
+class RecipeConfig:
+    """Where the recipe works and what it builds; the stages' own settings are the preset's other sections."""
+
+    runs: str = "runs"
+    world_size: str = "default"
+    world_seed: int = 0
+    sft_examples: int = 0  # balanced SFT examples built from the train split (0 = every query's)
+    hqr_fraction: float = 0.25
+    export: str = ""  # copy the trained retriever and policy here at the end ("" = do not)
+
+    def __post_init__(self) -> None:
+        if self.sft_examples < 0:
+            raise ConfigError("recipe.sft_examples must be >= 0 (0 = all)")
+
+
+def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> dict[str, float]:
+    """Run every stage that is not complete yet; returns each stage's wall time in seconds (0 = skipped)."""
+    overrides = overrides or []
+    recipe = load_config(RecipeConfig, config_path, "recipe", _section(overrides, "recipe"))
+    runs = Path(recipe.runs)
+    world, retriever = runs / "world", runs / "retriever"
+    index_train, index_val, encoder = runs / "index_train", runs / "index_val", runs / "frame_encoder"
+    sft_data, sft_out = runs / "sft_data" / "train.jsonl", runs / "sft"
+    policy = sft_out / FINAL
+
+    def build_index(split: str, out: Path) -> None:
+        engine, _ = SearchEngine.build(world / "videos" / split, load_embedder(retriever))
+        engine.save(out)
+
+    def sft_examples() -> None:
+        examples, stats = build_world_sft_data(world, index_train, "train", seed=recipe.world_seed,
+                                               hqr_fraction=recipe.hqr_fraction,
+                                               max_examples=recipe.sft_examples or None)
+        write_sft_examples(sft_data, examples)
+        logger.info("SFT data: %s", stats)
+
+    sft = load_config(SFTConfig, config_path, "sft", _section(overrides, "sft"), data=str(sft_data),
+                      index=str(index_train), out=str(sft_out))
+    sft = replace(sft, policy=replace(sft.policy, frame_encoder=str(encoder)))
+    stages: list[tuple[str, Callable[[], bool], Callable[[], object]]] = [
+        ("world", lambda: (world / "world.json").is_file(),
+         lambda: generate_world(world, recipe.world_seed, WorldConfig.preset(recipe.world_size))),
+        ("retriever", lambda: (retriever / "train_log.json").is_file(),
+         lambda: train_retriever(load_config(RetrieverTrainConfig, config_path, "retriever",
+                                             _section(overrides, "retriever"), world=str(world), out=str(retriever)))),
+        ("index train", lambda: (index_train / "engine.json").is_file(), lambda: build_index("train", index_train)),
+        ("index val", lambda: (index_val / "engine.json").is_file(), lambda: build_index("val", index_val)),
+        ("frame encoder", lambda: (encoder / ENCODER_LOG).is_file(),
+         lambda: train_frame_encoder(load_config(FrameEncoderTrainConfig, config_path, "frame_encoder",
+                                                 _section(overrides, "frame_encoder"), world=str(world),
+                                                 out=str(encoder)))),
+        ("SFT data", lambda: sft_data.is_file() and sft_data.stat().st_size > 0, sft_examples),
+        ("SFT", lambda: (policy / "policy.json").is_file(), lambda: train_sft(sft)),
+        ("calibration", lambda: (policy / REPORT_FILE).is_file(),
+         lambda: calibrate_verdict(policy, index_val, world / "val.jsonl")),
+    ]
+    if recipe.export:
+        export = Path(recipe.export)
+        stages.append(("export", lambda: False, lambda: _export(retriever, policy, export)))
+    times = _read_times(runs / TIMES_FILE)
+    for name, done, run in stages:
+        if done():
+            logger.info("%-14s done (%s)", name, _minutes(times.get(name, 0.0)))
+            continue
+        logger.info("%-14s starting", name)
+        began = time.perf_counter()
+        run()
+        times[name] = round(time.perf_counter() - began, 1)
+        logger.info("%-14s took %s", name, _minutes(times[name]))
+        runs.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(runs / TIMES_FILE, json.dumps(times, indent=2))
+    return times
+
+
+def _export(retriever: Path, policy: Path, out: Path) -> None:
+    """Copy what ships: the retriever (config + video tower) and the policy checkpoint (LoRA, heads, encoder)."""
+    for source, name in ((retriever, "retriever"), (policy, "policy")):
+        publish_folder(out / name, lambda folder, source=source: shutil.copytree(source, folder, dirs_exist_ok=True))
+
+
+def _section(overrides: list[str], section: str) -> list[str]:
+    """The `section.key=value` overrides, with the section prefix removed."""
+    prefix = f"{section}."
+    return [item[len(prefix):] for item in overrides if item.startswith(prefix)]
+
+
+def _read_times(path: Path) -> dict[str, float]:
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: float(v) for k, v in values.items()} if isinstance(values, dict) else {}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
