@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 RUNS := runs
 PRESET := configs/mini.yaml
 
-.PHONY: env test demo bench clean-runs
+.PHONY: env test train demo bench clean-runs
 
 env: $(STAMP)
 
@@ -22,33 +22,21 @@ test: env
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest
 
-$(RUNS)/world/world.json: | env
-	$(BIN)/videosearch world generate --out $(RUNS)/world --size default --seed 0
+# the whole mini recipe from nothing, stage by stage (a killed run resumes), into checkpoints/mini
+train: env
+	$(BIN)/videosearch train all --config $(PRESET) -o recipe.export=checkpoints/mini
 
-$(RUNS)/retriever/config.yaml: $(RUNS)/world/world.json
-	$(BIN)/videosearch retriever train --config $(PRESET) --world $(RUNS)/world --out $(RUNS)/retriever
-
-$(RUNS)/index/engine.json: $(RUNS)/retriever/config.yaml
-	$(BIN)/videosearch index build --videos $(RUNS)/world/videos/test --embedder $(RUNS)/retriever --out $(RUNS)/index
-
-$(RUNS)/index_train/engine.json: $(RUNS)/retriever/config.yaml
-	$(BIN)/videosearch index build --videos $(RUNS)/world/videos/train --embedder $(RUNS)/retriever --out $(RUNS)/index_train
-
-$(RUNS)/sft_data/train.jsonl: $(RUNS)/index_train/engine.json
-	$(BIN)/videosearch train sft-data --world $(RUNS)/world --index $(RUNS)/index_train --out $@
-
-$(RUNS)/sft/final/policy.json: $(RUNS)/sft_data/train.jsonl
-	$(BIN)/videosearch train sft --config $(PRESET) --data $< --index $(RUNS)/index_train --out $(RUNS)/sft
-
-# agent runs resume by themselves (finished queries are skipped), so they always run
-demo: env $(RUNS)/index/engine.json $(RUNS)/sft/final/policy.json
-	for mode in oneshot hqr sqr; do \
-		$(BIN)/videosearch agent run $(RUNS)/index --annotations $(RUNS)/world/test.jsonl --mode $$mode \
-			--checkpoint $(RUNS)/sft/final --out $(RUNS)/agent/$$mode.jsonl || exit 1; \
-	done
-	$(BIN)/videosearch baseline run $(RUNS)/index --annotations $(RUNS)/world/test.jsonl --out $(RUNS)/baseline.jsonl
-	$(BIN)/videosearch eval --pred $(RUNS)/baseline.jsonl --pred $(RUNS)/agent/oneshot.jsonl \
-		--pred $(RUNS)/agent/hqr.jsonl --pred $(RUNS)/agent/sqr.jsonl --annotations $(RUNS)/world/test.jsonl
+# the shipped checkpoints on the test split of a fresh world; agent runs resume (finished queries are skipped)
+DEMO := $(RUNS)/demo
+demo: env
+	$(BIN)/videosearch world generate --out $(DEMO)/world --size default --seed 0
+	test -f $(DEMO)/index/engine.json || $(BIN)/videosearch index build --videos $(DEMO)/world/videos/test --out $(DEMO)/index
+	$(BIN)/videosearch baseline run $(DEMO)/index --annotations $(DEMO)/world/test.jsonl --out $(DEMO)/search.jsonl
+	$(BIN)/videosearch agent run $(DEMO)/index --annotations $(DEMO)/world/test.jsonl --max-turns 1 --out $(DEMO)/oneshot.jsonl
+	$(BIN)/videosearch agent run $(DEMO)/index --annotations $(DEMO)/world/test.jsonl --refine sqr --out $(DEMO)/sqr.jsonl
+	$(BIN)/videosearch eval --pred $(DEMO)/search.jsonl --pred $(DEMO)/oneshot.jsonl --pred $(DEMO)/sqr.jsonl \
+		--annotations $(DEMO)/world/test.jsonl
+	$(BIN)/videosearch eval --pred $(DEMO)/sqr.jsonl --annotations $(DEMO)/world/test.jsonl --transcript auto
 
 bench: env
 	$(BIN)/python bench/search.py

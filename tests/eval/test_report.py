@@ -65,6 +65,7 @@ EXPECTED = {
     "vcmr@0.7": 100 / 3,  # q1 only
     "miou": 100 * (7 / 9 + 0.5 + 0.0) / 3,
     "ver": 60.0,  # 3 of 5 judgements right
+    "ver_balanced": 100 * (2 / 2 + 1 / 3) / 2,  # both ground-truth judgements right, 1 of 3 wrong-video ones
     "mean_turns": 5 / 3,  # 2 + 2 + 1
     "generated_tokens": 29.0,  # (10 + 20) + (30 + 12) + 15 = 87
     "latent_steps": 16 / 3,  # 8 + 8 + 0
@@ -189,6 +190,7 @@ def test_format_table_shows_every_figure_whole_in_80_columns():
         "VCMR R@1, IoU 0.5": ["66.7"],
         "VCMR R@1, IoU 0.7": ["33.3", ""],
         "VER": ["60.0", ""],
+        "VER, balanced": ["66.7", ""],
         "mIoU": ["42.6", ""],
         "turns / query": ["1.67", ""],
         "tokens / query": ["29.0", ""],
@@ -210,7 +212,7 @@ FIGURES = [
     *[(f"VR R@{k}, turn 1", f"vr_turn1@{k}", 1) for k in (1, 5, 10, 100)],
     *[(f"VR R@{k}, final", f"vr@{k}", 1) for k in (1, 5, 10, 100)],
     *[(f"VCMR R@1, IoU {m}", f"vcmr@{m}", 1) for m in (0.3, 0.5, 0.7)],
-    ("VER", "ver", 1), ("mIoU", "miou", 1), ("turns / query", "mean_turns", 2),
+    ("VER", "ver", 1), ("VER, balanced", "ver_balanced", 1), ("mIoU", "miou", 1), ("turns / query", "mean_turns", 2),
     ("tokens / query", "generated_tokens", 1), ("latent steps / query", "latent_steps", 1),
     ("seconds / query", "seconds_per_query", 3),
 ]

@@ -225,6 +225,18 @@ def verification_accuracy(
     return _mean(judgements_correct(answers, judged_video_ids, gt_video_ids))
 
 
+def verification_balanced_accuracy(
+    answers: Sequence[str], judged_video_ids: Sequence[str], gt_video_ids: Sequence[str]
+) -> float:
+    """The mean of VER over judgements of the ground truth and VER over judgements of a wrong video, in [0, 1]:
+    a judge that rejects everything scores 0.5 however rare the right videos are. NaN when a class is missing."""
+    correct = judgements_correct(answers, judged_video_ids, gt_video_ids)
+    right = np.array([video == gt for video, gt in zip(judged_video_ids, gt_video_ids)], dtype=bool)
+    if not right.any() or right.all():
+        return math.nan
+    return 0.5 * (float(correct[right].mean()) + float(correct[~right].mean()))
+
+
 def mean_turns(turns_per_query: Sequence[int]) -> float:
     """Mean number of turns (judgements) per query; NaN for no queries.
 

@@ -116,6 +116,11 @@ def evaluate(
         [judgement.video for judgement, _ in judgements],
         [gt_video for _, gt_video in judgements],
     )
+    result["ver_balanced"] = 100.0 * metrics.verification_balanced_accuracy(
+        [judgement.answer for judgement, _ in judgements],
+        [judgement.video for judgement, _ in judgements],
+        [gt_video for _, gt_video in judgements],
+    )
     turns = [pred.judgements for pred, _ in joined]
     result["mean_turns"] = metrics.mean_turns([len(turn) for turn in turns])
     result["generated_tokens"] = metrics.mean_total_per_query([[j.generated_tokens for j in turn] for turn in turns])
@@ -221,7 +226,7 @@ def _figure_rows(some: dict[str, float]) -> list[list[tuple[str, str, int]]]:
         [(f"VR R@{k}, turn 1", f"vr_turn1@{k}", 1) for k in ks],
         [(f"VR R@{k}, final", f"vr@{k}", 1) for k in ks],
         [(f"VCMR R@1, IoU {m}", f"vcmr@{m}", 1) for m in _suffixes(some, "vcmr@")],
-        [("VER", "ver", 1), ("mIoU", "miou", 1)],
+        [("VER", "ver", 1), ("VER, balanced", "ver_balanced", 1), ("mIoU", "miou", 1)],
         [("turns / query", "mean_turns", 2), ("tokens / query", "generated_tokens", 1),
          ("latent steps / query", "latent_steps", 1), ("seconds / query", "seconds_per_query", 3)],
     ]
