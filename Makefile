@@ -29,7 +29,7 @@ train: env
 # the shipped checkpoints on the test split of a fresh world; agent runs resume (finished queries are skipped)
 DEMO := $(RUNS)/demo
 demo: env
-	$(BIN)/videosearch world generate --out $(DEMO)/world --size default --seed 0
+	$(BIN)/videosearch world generate --out $(DEMO)/world --size default --seed 0 --splits test
 	test -f $(DEMO)/index/engine.json || $(BIN)/videosearch index build --videos $(DEMO)/world/videos/test --out $(DEMO)/index
 	$(BIN)/videosearch baseline run $(DEMO)/index --annotations $(DEMO)/world/test.jsonl --out $(DEMO)/search.jsonl
 	$(BIN)/videosearch agent run $(DEMO)/index --annotations $(DEMO)/world/test.jsonl --max-turns 1 --out $(DEMO)/oneshot.jsonl

@@ -76,10 +76,14 @@ def run_setting(agent: Agent, moments: list[Moment], out_dir: Path) -> list[Pred
     return read_predictions(path)
 
 
+SETTINGS = [f"{judge}/{refine}" for judge in JUDGES for refine in REFINERS]
+
+
 def decompose(engine: SearchEngine, policy: Policy, moments: list[Moment], out_dir: Path, max_turns: int = 3,
-              batch_size: int = 16, oracle_steps: int = 30) -> dict:
+              batch_size: int = 16, oracle_steps: int = 30, settings: list[str] | None = None) -> dict:
     """Every figure of the decomposition: `{"queries", "max_turns", "baseline": figures, "runs": {"judge/refine":
-    {"1": figures, ...}}}`, percentages."""
+    {"1": figures, ...}}}`, percentages; `settings` ("judge/refine") limits it to some of the 8."""
+    chosen = settings or SETTINGS
     videos = VideoCache(engine, policy.config, policy.vision.frame_size)  # decoded once for all settings
     baseline = figures(run_search_baseline(engine, moments), moments)
     baseline["ver"] = float("nan")  # the baseline judges nothing: its one "matched" is not a verdict
@@ -87,6 +91,8 @@ def decompose(engine: SearchEngine, policy: Policy, moments: list[Moment], out_d
     hits: dict[tuple[str, int], np.ndarray] = {}  # (setting, turns) -> per-query VR R@1 hits, for paired deltas
     for judge in JUDGES:
         for refine in REFINERS:
+            if f"{judge}/{refine}" not in chosen:
+                continue
             config = AgentConfig(judge=judge, refine=refine, max_turns=max_turns, batch_size=batch_size,
                                  oracle_steps=oracle_steps)
             predictions = run_setting(Agent(engine, policy, config, videos), moments, out_dir)
@@ -100,6 +106,8 @@ def decompose(engine: SearchEngine, policy: Policy, moments: list[Moment], out_d
     for judge in JUDGES:
         for refine in REFINERS[1:]:
             name = f"{judge}/{refine}"
+            if name not in result["runs"] or f"{judge}/none" not in result["runs"]:
+                continue
             result["paired"][name] = {
                 "vs_none": _paired(hits[name, max_turns], hits[f"{judge}/none", max_turns]),
                 "vs_turn1": _paired(hits[name, max_turns], hits[name, 1])}
@@ -167,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-turns", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--oracle-steps", type=int, default=30, help="gradient steps of the oracle latents")
+    parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=None, metavar="JUDGE/REFINE",
+                        help=f"run only these of {' '.join(SETTINGS)} (default: all)")
     args = parser.parse_args(argv)
     try:
         moments = read_moments(args.annotations).moments
@@ -175,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             moments, out_dir = moments[: args.limit], args.out / f"limit-{args.limit}"
         engine = SearchEngine.load(args.index)
         policy = Policy.load(args.checkpoint or shipped_policy(), engine.embedder)
-        result = decompose(engine, policy, moments, out_dir, args.max_turns, args.batch_size, args.oracle_steps)
+        result = decompose(engine, policy, moments, out_dir, args.max_turns, args.batch_size, args.oracle_steps,
+                           args.settings)
     except VideosearchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

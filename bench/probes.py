@@ -56,8 +56,14 @@ def fit_linear(x: np.ndarray, y: np.ndarray, classes: int | None, steps: int = 4
     xt = torch.from_numpy(x).float()
     out = 1 if classes is None else (y.shape[1] if classes == -1 else classes)
     layer = torch.nn.Linear(x.shape[1], out)
-    optimizer = torch.optim.Adam(layer.parameters(), lr=1e-2, weight_decay=1e-4)
     target = torch.from_numpy(y)
+    with torch.enable_grad():
+        _fit(layer, xt, target, classes, steps)
+    return layer
+
+
+def _fit(layer: torch.nn.Linear, xt: torch.Tensor, target: torch.Tensor, classes: int | None, steps: int) -> None:
+    optimizer = torch.optim.Adam(layer.parameters(), lr=1e-2, weight_decay=1e-4)
     for _ in range(steps):
         logits = layer(xt)
         if classes is None:
@@ -69,7 +75,6 @@ def fit_linear(x: np.ndarray, y: np.ndarray, classes: int | None, steps: int = 4
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return layer
 
 
 def probe_scores(train_x: np.ndarray, train: dict, test_x: np.ndarray, test: dict) -> dict[str, float]:
@@ -85,9 +90,10 @@ def probe_scores(train_x: np.ndarray, train: dict, test_x: np.ndarray, test: dic
         said = layer(torch.from_numpy(b).float()).numpy() > 0
         scores["actor_set_exact_acc"] = 100 * float((said == (test["actors"] > 0)).all(1).mean())
         seen_a, seen_b = train["seen"], test["seen"]
-        layer = fit_linear(a[seen_a], train["x"][seen_a], None)
+        x_mean, x_std = train["x"][seen_a].mean(), train["x"][seen_a].std()  # R² does not depend on the scale
+        layer = fit_linear(a[seen_a], (train["x"][seen_a] - x_mean) / x_std, None)
         pred = layer(torch.from_numpy(b[seen_b]).float())[:, 0].numpy()
-        truth = test["x"][seen_b]
+        truth = (test["x"][seen_b] - x_mean) / x_std
         scores["first_actor_x_r2"] = float(1 - ((pred - truth) ** 2).sum() / ((truth - truth.mean()) ** 2).sum())
         layer = fit_linear(a[seen_a], train["large"][seen_a].astype(np.int64), 2)
         scores["first_actor_size_acc"] = 100 * float((layer(torch.from_numpy(b[seen_b]).float()).argmax(-1).numpy()

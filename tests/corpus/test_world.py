@@ -68,6 +68,20 @@ def test_generation_is_deterministic_and_reused(tmp_path: Path, small_world: Pat
         generate_world(out, seed=4, config=config)
 
 
+def test_one_split_alone_is_the_same_files_as_in_the_whole_world(tmp_path: Path, small_world: Path) -> None:
+    out = generate_world(tmp_path / "w", seed=3, config=WorldConfig.preset("small"), workers=1, splits=("test",))
+    assert (out / "test.jsonl").read_text() == (small_world / "test.jsonl").read_text(), "query ids included"
+    assert (out / "test_videos.jsonl").read_text() == (small_world / "test_videos.jsonl").read_text()
+    for video in sorted((small_world / "videos" / "test").iterdir())[:2]:  # the mp4 header holds a creation time
+        assert np.array_equal(read_frames(out / "videos" / "test" / video.name).frames, read_frames(video).frames)
+    assert not (out / "train.jsonl").exists() and not (out / "videos" / "train").exists()
+    assert json.loads((out / "world.json").read_text())["splits"] == ["test"]
+    with pytest.raises(ConfigError, match="another seed or config"):  # not taken for the whole world
+        generate_world(out, seed=3, config=WorldConfig.preset("small"))
+    with pytest.raises(ConfigError, match="unknown split"):
+        generate_world(tmp_path / "x", seed=3, config=TINY, splits=("tset",))
+
+
 def test_other_seeds_give_other_worlds(tmp_path: Path, small_world: Path) -> None:
     config = WorldConfig(families={"train": 1, "val": 1, "test": 2}, family_size=3)
     out = generate_world(tmp_path / "w", seed=11, config=config, workers=1)

@@ -18,7 +18,10 @@ def generate_command(
     seed: int = typer.Option(0, "--seed", help="Everything is deterministic from this seed."),
     size: str = typer.Option("default", "--size", help="'default' (the benchmark) or 'small' (seconds, for tests)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes that render and encode videos."),
+    splits: str = typer.Option("train,val,test", "--splits", help="Comma-separated splits to write (e.g. test): "
+                               "the same files as in the whole world."),
 ) -> None:
     """Generate train/val/test splits with disjoint videos."""
-    folder = generate_world(out, seed, WorldConfig.preset(size), workers)
+    chosen = tuple(part.strip() for part in splits.split(",") if part.strip())
+    folder = generate_world(out, seed, WorldConfig.preset(size), workers, chosen)
     typer.echo(f"world written to {folder}")

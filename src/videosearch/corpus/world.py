@@ -83,22 +83,32 @@ def _split_specs(seed: int, split_index: int, split: str, config: WorldConfig) -
     return specs
 
 
-def generate_world(out_dir: str | Path, seed: int = 0, config: WorldConfig | None = None, workers: int = 2) -> Path:
+def generate_world(out_dir: str | Path, seed: int = 0, config: WorldConfig | None = None, workers: int = 2,
+                   splits: tuple[str, ...] = SPLITS) -> Path:
     """Write the world into `out_dir`; a complete world with the same seed and config is reused as it is.
+
+    `splits` writes only some splits (e.g. the test split for a demo): they are the same files, query ids
+    included, as in the whole world, since every split is drawn from its own seed.
 
     Returns:
         The output folder.
     """
     config = config or WorldConfig()
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown or not splits:
+        raise ConfigError(f"unknown split(s) {unknown or splits}: choose among {', '.join(SPLITS)}")
     out = Path(out_dir)
     manifest = {"format_version": FORMAT_VERSION, "seed": seed, "config": asdict(config)}
+    if set(splits) != set(SPLITS):
+        manifest["splits"] = [split for split in SPLITS if split in splits]
     done = out / "world.json"
     if done.exists():
         try:
             previous = json.loads(done.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{done} is unreadable ({exc}): delete {out} and generate the world again") from None
-        if {k: previous.get(k) for k in manifest} == json.loads(json.dumps(manifest)):
+        wanted = {**manifest, "splits": manifest.get("splits")}  # a world of some splits is not the whole world
+        if {k: previous.get(k) for k in wanted} == json.loads(json.dumps(wanted)):
             logger.info("world in %s is complete with the same seed and config: reusing it", out)
             return out
         raise ConfigError(f"{out} holds a world with another seed or config: choose another --out or delete it")
@@ -118,6 +128,8 @@ def generate_world(out_dir: str | Path, seed: int = 0, config: WorldConfig | Non
             moments.append(Moment(str(qid), query.text, query.video_id, event.start_s, event.end_s,
                                   by_id[query.video_id].duration_s))
             qid += 1
+        if split not in splits:
+            continue
         video_dir = out / "videos" / split
         if video_dir.exists():
             shutil.rmtree(video_dir)  # a partial earlier run: its files may be of another config

@@ -46,8 +46,8 @@ class FrameEncoderTrainConfig:
     world: str | None = None
     out: str | None = None
     encoder: FrameEncoderConfig = field(default_factory=FrameEncoderConfig)
-    epochs: int = 6
-    batch_size: int = 128
+    epochs: int = 4
+    batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 0.01
     seed: int = 0
