@@ -32,9 +32,9 @@ demo: env
 	$(BIN)/videosearch world generate --out $(DEMO)/world --size default --seed 0 --splits test
 	test -f $(DEMO)/index/engine.json || $(BIN)/videosearch index build --videos $(DEMO)/world/videos/test --out $(DEMO)/index
 	$(BIN)/videosearch baseline run $(DEMO)/index --annotations $(DEMO)/world/test.jsonl --out $(DEMO)/search.jsonl
-	$(BIN)/videosearch agent run $(DEMO)/index --annotations $(DEMO)/world/test.jsonl --max-turns 1 --out $(DEMO)/oneshot.jsonl
 	$(BIN)/videosearch agent run $(DEMO)/index --annotations $(DEMO)/world/test.jsonl --refine sqr --out $(DEMO)/sqr.jsonl
-	$(BIN)/videosearch eval --pred $(DEMO)/search.jsonl --pred $(DEMO)/oneshot.jsonl --pred $(DEMO)/sqr.jsonl \
+	# sqr@1: the same episodes cut after their first turn, exactly what the one-shot agent writes
+	$(BIN)/videosearch eval --pred $(DEMO)/search.jsonl --pred $(DEMO)/sqr.jsonl@1 --pred $(DEMO)/sqr.jsonl \
 		--annotations $(DEMO)/world/test.jsonl
 	$(BIN)/videosearch eval --pred $(DEMO)/sqr.jsonl --annotations $(DEMO)/world/test.jsonl --transcript auto
 

@@ -203,3 +203,17 @@ def _assert_one_line(result: subprocess.CompletedProcess) -> None:
     assert result.stderr.startswith("error: ")
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stdout == ""
+
+
+def test_a_file_at_n_is_its_episodes_cut_after_turn_n(tmp_path):
+    refined = json.loads(json.dumps(PREDICTIONS))
+    refined[0]["judgements"][0].update({"ranking_after": ["v1", "v2"], "gt_rank_before": 2, "gt_rank_after": 1})
+    pred, ann = _write_jsonl(tmp_path / "sqr.jsonl", refined), _write_jsonl(tmp_path / "ann.jsonl", ANNOTATIONS)
+    result = CliRunner().invoke(app, ["eval", "--pred", f"{pred}@1", "--pred", str(pred), "--annotations", str(ann),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["sqr@1"]["vr@1"] == 50.0 and printed["sqr@1"]["mean_turns"] == 1.0, "what a one-turn run writes"
+    assert printed["sqr"]["vr@1"] == 100.0 and printed["sqr"]["mean_turns"] == 1.5
+    result = CliRunner().invoke(app, ["eval", "--pred", f"{pred}@0", "--annotations", str(ann)])
+    assert result.exit_code != 0
