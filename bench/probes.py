@@ -4,9 +4,12 @@ Run:
     .venv/bin/python bench/probes.py --world runs/world --retriever runs/retriever --frame-encoder runs/frame_encoder
 
 For the retriever's per-frame CNN features (what the mini policy read before it had eyes of its own) and for the
-policy's frame encoder, linear probes are fitted on the frames of `--train-videos` train videos and scored on the
-frames of the val videos (held out): the scene; the exact set of (shape, colour) actors in view; the first actor's
-x position (R²) and size (small or large, when in view); the event the first actor is in (none or one of 7 kinds).
+policy's frame encoder, linear probes are fitted on the frames of `--train-videos` train videos (default all: a
+probe per colour needs many frames) and scored on the frames of the val videos (held out), against the world's
+specs at each frame's true time: the scene; the exact set of (shape, colour) actors in view; and, for an actor of a
+given colour (what a query names: "the orange circle"), one probe per colour over the frames where it is in view:
+its shape, its size (small or large), its x position (R², pooled over colours) and the event it is in (none or one
+of 7 kinds; frames where it exists).
 Progress goes to stderr; one JSON line of results goes to stdout.
 """
 
@@ -20,35 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videosearch.corpus.world import load_video_specs
-from videosearch.corpus.world_render import RADIUS_PX, actor_state
-from videosearch.corpus.world_spec import COLOURS, EVENT_KINDS, SHAPES, VideoSpec
+from videosearch.corpus.world_render import RADIUS_PX
+from videosearch.corpus.world_spec import COLOURS, EVENT_KINDS, SCENES, SHAPES
 from videosearch.embed.mini import MiniEmbedder
 from videosearch.policy.frame_encoder import FrameEncoder, FrameEncoderConfig
-from videosearch.train.frame_encoder import load_split_frames
+from videosearch.train.frame_encoder import IGNORE, load_split_frames
 
-
-def probe_labels(world: Path, split: str, frame_times: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Per frame: scene, the (shape, colour) set in view as 32 bits, first actor's x / size / visibility / event."""
-    specs = [VideoSpec.from_dict(row) for row in load_video_specs(world, split).values()]
-    rows: dict[str, list] = {"scene": [], "actors": [], "x": [], "large": [], "seen": [], "event": []}
-    scenes = sorted({s.scene for s in specs})
-    for spec, times in zip(specs, frame_times):
-        for t in times:
-            bits = np.zeros(len(SHAPES) * len(COLOURS), np.float32)
-            for who, actor in enumerate(spec.actors):
-                _, _, _, colour, visible = actor_state(spec, who, float(t))
-                if visible:
-                    bits[SHAPES.index(actor.shape) * len(COLOURS) + list(COLOURS).index(colour)] = 1
-            x, _, radius, _, visible = actor_state(spec, 0, float(t))
-            active = [e for e in spec.events if e.actor == 0 and e.start_s <= t <= e.end_s]
-            rows["scene"].append(scenes.index(spec.scene) if spec.scene in scenes else 0)
-            rows["actors"].append(bits)
-            rows["x"].append(x)
-            rows["large"].append(radius > (RADIUS_PX["small"] + RADIUS_PX["large"]) / 2)
-            rows["seen"].append(visible)
-            rows["event"].append(EVENT_KINDS.index(active[0].kind) + 1 if active else 0)
-    return {k: np.array(v) for k, v in rows.items()}
+LARGE = (RADIUS_PX["small"] + RADIUS_PX["large"]) / 2 / RADIUS_PX["large"]  # radius label scaled like the box
 
 
 def fit_linear(x: np.ndarray, y: np.ndarray, classes: int | None, steps: int = 400) -> torch.nn.Linear:
@@ -77,28 +58,58 @@ def _fit(layer: torch.nn.Linear, xt: torch.Tensor, target: torch.Tensor, classes
         optimizer.step()
 
 
-def probe_scores(train_x: np.ndarray, train: dict, test_x: np.ndarray, test: dict) -> dict[str, float]:
+def _accuracy(layer: torch.nn.Linear, x: np.ndarray, y: np.ndarray) -> tuple[int, int]:
+    with torch.no_grad():
+        said = layer(torch.from_numpy(x).float()).argmax(-1).numpy()
+    return int((said == y).sum()), len(y)
+
+
+def probe_scores(train_x: np.ndarray, train: dict[str, np.ndarray], test_x: np.ndarray,
+                 test: dict[str, np.ndarray]) -> dict[str, float]:
+    """Probe accuracies (percent) and the pooled R² of x; `train` / `test` are `frame_labels` arrays."""
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
     a, b = (train_x - mean) / std, (test_x - mean) / std
-    scores = {}
+    scores = {"scene_acc": 100 * np.divide(*_accuracy(fit_linear(a, train["scene"], len(SCENES)), b, test["scene"]))}
+
+    def actor_bits(labels: dict[str, np.ndarray]) -> np.ndarray:
+        bits = np.zeros((len(labels["scene"]), len(SHAPES), len(COLOURS)), np.float32)
+        rows, slots = np.nonzero(labels["visible"] > 0)
+        bits[rows, labels["shape"][rows, slots], slots] = 1
+        return bits.reshape(len(bits), -1)
+
+    layer = fit_linear(a, actor_bits(train), -1)
     with torch.no_grad():
-        for name, classes in (("scene", 8), ("event", len(EVENT_KINDS) + 1)):
-            layer = fit_linear(a, train[name], classes)
-            scores[f"{name}_acc"] = 100 * float((layer(torch.from_numpy(b).float()).argmax(-1).numpy()
-                                                 == test[name]).mean())
-        layer = fit_linear(a, train["actors"], -1)
         said = layer(torch.from_numpy(b).float()).numpy() > 0
-        scores["actor_set_exact_acc"] = 100 * float((said == (test["actors"] > 0)).all(1).mean())
-        seen_a, seen_b = train["seen"], test["seen"]
-        x_mean, x_std = train["x"][seen_a].mean(), train["x"][seen_a].std()  # R² does not depend on the scale
-        layer = fit_linear(a[seen_a], (train["x"][seen_a] - x_mean) / x_std, None)
-        pred = layer(torch.from_numpy(b[seen_b]).float())[:, 0].numpy()
-        truth = (test["x"][seen_b] - x_mean) / x_std
-        scores["first_actor_x_r2"] = float(1 - ((pred - truth) ** 2).sum() / ((truth - truth.mean()) ** 2).sum())
-        layer = fit_linear(a[seen_a], train["large"][seen_a].astype(np.int64), 2)
-        scores["first_actor_size_acc"] = 100 * float((layer(torch.from_numpy(b[seen_b]).float()).argmax(-1).numpy()
-                                                      == test["large"][seen_b]).mean())
-    return {k: round(v, 3) for k, v in scores.items()}
+    scores["actor_set_exact_acc"] = 100 * float((said == (actor_bits(test) > 0)).all(1).mean())
+    counts = {name: [0, 0] for name in ("shape", "size", "event")}
+    residual, total = 0.0, 0.0
+    for slot in range(len(COLOURS)):
+        seen_a, seen_b = train["visible"][:, slot] > 0, test["visible"][:, slot] > 0
+        if seen_a.sum() < 20 or not seen_b.any():
+            continue
+        for name, target_a, target_b, classes in (
+                ("shape", train["shape"][seen_a, slot], test["shape"][seen_b, slot], len(SHAPES)),
+                ("size", (train["box"][seen_a, slot, 2] > LARGE).astype(np.int64),
+                 (test["box"][seen_b, slot, 2] > LARGE).astype(np.int64), 2)):
+            hits, n = _accuracy(fit_linear(a[seen_a], target_a, classes), b[seen_b], target_b)
+            counts[name][0] += hits
+            counts[name][1] += n
+        known_a, known_b = train["event"][:, slot] != IGNORE, test["event"][:, slot] != IGNORE
+        hits, n = _accuracy(fit_linear(a[known_a], train["event"][known_a, slot], len(EVENT_KINDS) + 1), b[known_b],
+                            test["event"][known_b, slot])
+        counts["event"][0] += hits
+        counts["event"][1] += n
+        x_a, x_b = train["box"][seen_a, slot, 0], test["box"][seen_b, slot, 0]
+        x_mean, x_std = x_a.mean(), x_a.std() + 1e-6
+        layer = fit_linear(a[seen_a], (x_a - x_mean) / x_std, None)
+        with torch.no_grad():
+            pred = layer(torch.from_numpy(b[seen_b]).float())[:, 0].numpy() * x_std + x_mean
+        residual += float(((pred - x_b) ** 2).sum())
+        total += float(((x_b - x_b.mean()) ** 2).sum())
+    for name, (hits, n) in counts.items():
+        scores[f"colour_{name}_acc"] = 100 * hits / max(n, 1)
+    scores["colour_x_r2"] = 1 - residual / max(total, 1e-9)
+    return {k: round(float(v), 3) for k, v in scores.items()}
 
 
 def main() -> None:
@@ -106,15 +117,14 @@ def main() -> None:
     parser.add_argument("--world", type=Path, default=Path("runs/world"))
     parser.add_argument("--retriever", type=Path, default=Path("runs/retriever"))
     parser.add_argument("--frame-encoder", type=Path, default=Path("runs/frame_encoder"))
-    parser.add_argument("--train-videos", type=int, default=150)
+    parser.add_argument("--train-videos", type=int, default=1200, help="probes per colour need many frames")
     args = parser.parse_args()
     torch.manual_seed(0)
     config = FrameEncoderConfig()
     data = {split: load_split_frames(args.world, split, config) for split in ("train", "val")}
-    times = {split: frames.times_s for split, frames in data.items()}
-    n_train = int(sum(len(t) for t in times["train"][: args.train_videos]))
-    labels = {"train": probe_labels(args.world, "train", times["train"][: args.train_videos]),
-              "val": probe_labels(args.world, "val", times["val"])}
+    n_train = int(sum(len(t) for t in data["train"].times_s[: args.train_videos]))
+    labels = {"train": {k: v[:n_train].numpy() for k, v in data["train"].labels.items()},
+              "val": {k: v.numpy() for k, v in data["val"].labels.items()}}
     embedder = MiniEmbedder.from_pretrained(args.retriever)
     encoder = FrameEncoder.from_pretrained(args.frame_encoder)
     results = {"train_frames": n_train, "val_frames": len(data["val"])}

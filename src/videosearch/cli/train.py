@@ -11,6 +11,7 @@ from videosearch.config import load_config
 from videosearch.train.calibrate import calibrate_verdict
 from videosearch.train.frame_encoder import FrameEncoderTrainConfig, train_frame_encoder
 from videosearch.train.recipe import run_recipe
+from videosearch.train.refiner import RefinerTrainConfig, train_refiner
 from videosearch.train.sft import SFTConfig, train_sft
 from videosearch.train.sft_data import build_world_sft_data, check_sft_output, write_sft_examples
 
@@ -93,3 +94,20 @@ def all_command(
     for name, seconds in times.items():
         typer.echo(f"{name:<14} {seconds / 60:6.1f} min")
     typer.echo(f"{'total':<14} {sum(times.values()) / 60:6.1f} min")
+
+
+@train_app.command("refiner")
+def refiner_command(
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="SFT policy checkpoint whose SQR head is trained."),
+    data: Path = typer.Option(None, "--data", help="SFT examples (`videosearch train sft-data`)."),
+    index: Path = typer.Option(None, "--index", help="Index over the videos the examples show."),
+    out: Path = typer.Option(None, "--out", help="The new checkpoint: a new or empty folder, or an earlier output of "
+                             "this command (replaced)."),
+    config: Path = typer.Option(None, "--config", help="YAML preset (its `refiner` section)."),
+    override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
+) -> None:
+    """Train only the SQR head: many InfoNCE steps on a frozen, SFT-trained policy (no backward through prompts)."""
+    given = {k: str(v) for k, v in {"checkpoint": checkpoint, "data": data, "index": index, "out": out}.items()
+             if v is not None}
+    folder = train_refiner(load_config(RefinerTrainConfig, config, "refiner", override, **given))
+    typer.echo(f"policy with the trained SQR head saved to {folder}")
