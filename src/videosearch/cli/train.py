@@ -20,6 +20,11 @@ train_app = typer.Typer(help="Train the search policy: its frame encoder, SFT da
 OVERRIDE_HELP = "key=value, repeatable (e.g. -o epochs=2)."
 
 
+def _given(**paths: Path | None) -> dict[str, str]:
+    """The path options that were given, as config values."""
+    return {key: str(value) for key, value in paths.items() if value is not None}
+
+
 @train_app.command("frame-encoder")
 def frame_encoder_command(
     config: Path = typer.Option(None, "--config", help="YAML preset (its `frame_encoder` section)."),
@@ -29,8 +34,8 @@ def frame_encoder_command(
     override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
 ) -> None:
     """The policy's own vision: a frame encoder trained on the world's specs (who is where, doing what)."""
-    given = {k: str(v) for k, v in {"world": world, "out": out}.items() if v is not None}
-    folder = train_frame_encoder(load_config(FrameEncoderTrainConfig, config, "frame_encoder", override, **given))
+    folder = train_frame_encoder(load_config(FrameEncoderTrainConfig, config, "frame_encoder", override,
+                                             **_given(world=world, out=out)))
     typer.echo(f"frame encoder saved to {folder}")
 
 
@@ -64,8 +69,7 @@ def sft_command(
     override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
 ) -> None:
     """Cross-entropy on the assistant text + InfoNCE on the refined query; resumes from OUT/last."""
-    given = {k: str(v) for k, v in {"data": data, "index": index, "out": out}.items() if v is not None}
-    final = train_sft(load_config(SFTConfig, config, "sft", override, **given))
+    final = train_sft(load_config(SFTConfig, config, "sft", override, **_given(data=data, index=index, out=out)))
     typer.echo(f"policy saved to {final}")
 
 
@@ -107,7 +111,6 @@ def refiner_command(
     override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
 ) -> None:
     """Train only the SQR head: many InfoNCE steps on a frozen, SFT-trained policy (no backward through prompts)."""
-    given = {k: str(v) for k, v in {"checkpoint": checkpoint, "data": data, "index": index, "out": out}.items()
-             if v is not None}
-    folder = train_refiner(load_config(RefinerTrainConfig, config, "refiner", override, **given))
+    folder = train_refiner(load_config(RefinerTrainConfig, config, "refiner", override,
+                                       **_given(checkpoint=checkpoint, data=data, index=index, out=out)))
     typer.echo(f"policy with the trained SQR head saved to {folder}")

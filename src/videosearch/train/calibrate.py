@@ -66,7 +66,8 @@ def calibrate_verdict(policy_dir: str | Path, index_dir: str | Path, annotations
     folder = Path(policy_dir)
     engine = SearchEngine.load(index_dir)
     policy = Policy.load(folder, engine.embedder)
-    moments = [m for m in read_moments(annotations).moments if m.video_id in set(engine.video_ids)]
+    indexed = set(engine.video_ids)
+    moments = [m for m in read_moments(annotations).moments if m.video_id in indexed]
     if not moments:
         raise ConfigError(f"no query of {annotations} has its video in {index_dir}: index the same split")
     ranked = rank_videos(engine, moments, k=wrong_per_query + 1)

@@ -30,6 +30,7 @@ from videosearch.folders import check_replaceable, publish_folder
 from videosearch.policy.policy import Policy
 from videosearch.policy.rollout import rollout_latents
 from videosearch.progress import progress, track
+from videosearch.train.calibrate import REPORT_FILE
 from videosearch.train.sft import SFTConfig, info_nce
 from videosearch.train.sft_data import read_sft_examples
 
@@ -122,10 +123,9 @@ def train_refiner(config: RefinerTrainConfig) -> Path:
 
     def write(folder: Path) -> None:
         policy.save(folder)
-        for extra in ("calibration.json",):  # what SFT's checkpoint carried besides the weights
-            source = Path(config.checkpoint) / extra  # type: ignore[arg-type]
-            if source.is_file():
-                (folder / extra).write_bytes(source.read_bytes())
+        calibration = Path(config.checkpoint) / REPORT_FILE  # type: ignore[arg-type]
+        if calibration.is_file():  # the verdict's threshold is in policy.json; its report travels with it
+            (folder / REPORT_FILE).write_bytes(calibration.read_bytes())
         save_config(config, folder / "refiner_config.yaml")
         write_text_atomic(folder / LOG_FILE, "".join(json.dumps(r) + "\n" for r in records))
 
