@@ -162,6 +162,8 @@ def test_a_policy_with_its_own_frame_encoder_saves_it_and_loads_back(tmp_path: P
     policy = Policy.create(config, mini_embedder).eval()
     assert policy.vision.frame_size == (32, 32)
     videos = [_video(3, 0), _video(4, 1)]  # different lengths: each video's neighbours are its own frames
+    prompt = policy._prompt("q one", videos[1], "sqr")
+    assert "Retrieved video: In the " in prompt and prompt.count("<frame>") == 4, "the event log, then the frames"
     before = policy.generate(["q one", "q two"], videos)
     policy.save(tmp_path / "ckpt")
     (tmp_path / "encoder" / "frame_encoder.safetensors").unlink()  # the checkpoint carries its own copy

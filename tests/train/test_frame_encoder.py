@@ -51,11 +51,13 @@ def test_encoder_features_and_heads_have_one_place_per_colour() -> None:
 def test_training_on_the_world_learns_the_attributes_and_saves_a_frozen_encoder(small_world: Path,
                                                                               tmp_path: Path) -> None:
     config = FrameEncoderTrainConfig(world=str(small_world), out=str(tmp_path / "enc"), epochs=3, batch_size=32,
-                                     encoder=FrameEncoderConfig(frame_size=32))
+                                     track_epochs=10, encoder=FrameEncoderConfig(frame_size=32))
     out = train_frame_encoder(config)
     log = __import__("json").loads((out / "train_log.json").read_text())
     first, last = log["history"][0], log["history"][-1]
     assert last["loss"] < first["loss"], "the heads learn"
+    assert [h["track_epoch"] for h in log["track_history"]] == [10]
+    assert log["track_history"][-1]["track_event_acc"] > 30, "the temporal head beats the 8-way chance"
     encoder = FrameEncoder.from_pretrained(out)
     assert not any(p.requires_grad for p in encoder.parameters()) and not encoder.training
     (out / "frame_encoder.json").write_text("[1]")

@@ -40,6 +40,8 @@ class FrameEncoderConfig:
     slot_dim: int = 32  # feature width per colour slot
     scene_dim: int = 32
     context: int = 1  # frames on each side stacked with frame t (1: t-1, t, t+1)
+    temporal_dim: int = 64  # width of the temporal event head, which reads each slot's whole track
+    temporal_kernel: int = 5  # frames one of its convolutions sees (two of them: 9 frames in all)
     scenes: int = 8
     colours: int = 8
 
@@ -94,6 +96,12 @@ class FrameEncoder(nn.Module):
             "event": nn.Linear(config.slot_dim, EVENT_CLASSES),
             "direction": nn.Linear(config.slot_dim, DIRECTION_CLASSES),
         })
+        # events last seconds and "enters" differs from "moves" only by what came before: read the whole track
+        pad = config.temporal_kernel // 2
+        self.temporal = nn.Sequential(
+            nn.Conv1d(config.slot_dim, config.temporal_dim, config.temporal_kernel, padding=pad), nn.GELU(),
+            nn.Conv1d(config.temporal_dim, config.temporal_dim, config.temporal_kernel, padding=pad), nn.GELU(),
+            nn.Conv1d(config.temporal_dim, EVENT_CLASSES + DIRECTION_CLASSES, 1))
         size = config.frame_size
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
         self.register_buffer("coords", torch.stack([ys, xs]), persistent=False)  # (2, S, S)
@@ -127,6 +135,15 @@ class FrameEncoder(nn.Module):
         out["visible"] = out["visible"][..., 0]
         out["scene"] = self.heads["scene"](scene)
         return out
+
+    def track_events(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame (event, direction) logits (B, T, K, C) of one clip's features (B, T, F), from each colour
+        slot's whole track (all frames valid: run one video at a time, or mask the padding's labels)."""
+        b, t = features.shape[:2]
+        k, d = self.config.colours, self.config.slot_dim
+        slots = features[..., self.config.scene_dim:].reshape(b, t, k, d).permute(0, 2, 3, 1)  # (B, K, D, T)
+        logits = self.temporal(slots.flatten(0, 1)).reshape(b, k, -1, t).permute(0, 3, 1, 2)  # (B, T, K, C)
+        return logits[..., :EVENT_CLASSES], logits[..., EVENT_CLASSES:]
 
     def save_pretrained(self, out_dir: str | Path) -> None:
         out = Path(out_dir)

@@ -1,7 +1,9 @@
 """How a policy sees a video: what stands for it in the prompt, and how prefill and cached steps run.
 
-`mini`: the frozen video tower of the mini embedder gives per-frame features; `vision_projector` maps them
-into the LM's input embeddings at `<frame>` placeholders, each after its true timestamp ("12s<frame>").
+`mini`: the policy's frozen frame encoder gives per-frame features; `vision_projector` maps them into the LM's
+input embeddings at `<frame>` placeholders, after the encoder's event log ("In the desert: 1-4s small red circle
+moves left; ...", `policy.event_log`), which carries the true times. Without an encoder, the retriever's frame
+features stand in, each `<frame>` after its true timestamp ("12s<frame>").
 `paper`: Qwen3-VL's own vision tower and merger read the frames at `<|video_pad|>` placeholders, each temporal
 group after its true time ("<1.0 seconds>"); the text positions are M-RoPE's, so a cached step adds each row's
 rope delta from the prefill (`QwenCache`).
@@ -24,6 +26,7 @@ from videosearch.corpus.types import VideoFrames
 from videosearch.embed.base import Embedder
 from videosearch.embed.mini import MiniEmbedder, frames_to_tensor
 from videosearch.errors import ConfigError
+from videosearch.policy.event_log import read_events, render_log
 from videosearch.policy.frame_encoder import FrameEncoder
 from videosearch.policy.qwen_vl import (
     VIDEO_PAD,
@@ -107,7 +110,13 @@ class MiniVision(VisionAdapter):
         return {"vision_projector": self.vision_projector}
 
     def video_text(self, video: VideoFrames) -> str:
-        return "".join(f"{t:g}s{FRAME_TOKEN}" for t in video.timestamps_s)  # "12s<frame>12.5s<frame>"
+        if self.frame_encoder is None:
+            return "".join(f"{t:g}s{FRAME_TOKEN}" for t in video.timestamps_s)  # "12s<frame>12.5s<frame>"
+        frames, _, _ = frames_to_tensor([video], self.frame_size[0])  # type: ignore[index]
+        with torch.no_grad():
+            features = self.frame_encoder(frames)[0]
+        log = render_log(*read_events(self.frame_encoder, features, list(video.timestamps_s)))
+        return log + "\n" + FRAME_TOKEN * len(video)
 
     def _embed(self, lm: nn.Module, ids: torch.Tensor, videos: list[VideoFrames]) -> torch.Tensor:
         embeds = lm.get_input_embeddings()(ids)

@@ -51,10 +51,11 @@ class FrameEncoderTrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.01
     seed: int = 0
+    track_epochs: int = 10  # the temporal event head, on the frozen per-frame features (seconds per epoch)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ConfigError("frame_encoder: epochs and batch_size must be >= 1 and lr > 0")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.track_epochs < 1:
+            raise ConfigError("frame_encoder: epochs, track_epochs and batch_size must be >= 1 and lr > 0")
 
 
 def frame_labels(spec: VideoSpec, times_s: np.ndarray) -> dict[str, np.ndarray]:
@@ -141,6 +142,57 @@ def attribute_losses(encoder: FrameEncoder, features: torch.Tensor,
 
 
 @torch.no_grad()
+def video_features(encoder: FrameEncoder, frames: _Frames, batch_size: int = 512) -> list[torch.Tensor]:
+    """The frozen per-frame features of every video of the split, (T, F) each, in the split's order."""
+    rows = torch.arange(len(frames))
+    features = torch.cat([encoder.encode(frames.batch(rows[s: s + batch_size]))
+                          for s in range(0, len(frames), batch_size)])
+    return list(features.split([len(t) for t in frames.times_s]))
+
+
+def _video_labels(frames: _Frames) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    lengths = [len(t) for t in frames.times_s]
+    return list(zip(frames.labels["event"].split(lengths), frames.labels["direction"].split(lengths)))
+
+
+def track_accuracies(encoder: FrameEncoder, features: list[torch.Tensor], frames: _Frames) -> dict[str, float]:
+    """Accuracy (percent) of the temporal head's event and direction on labelled frames."""
+    hits: dict[str, list[torch.Tensor]] = {"track_event_acc": [], "track_direction_acc": []}
+    with torch.no_grad():
+        for video, (event, direction) in zip(features, _video_labels(frames)):
+            event_logits, direction_logits = (x[0] for x in encoder.track_events(video[None]))
+            known = event != IGNORE
+            hits["track_event_acc"].append((event_logits.argmax(-1) == event)[known])
+            hits["track_direction_acc"].append((direction_logits.argmax(-1) == direction)[known])
+    return {k: round(100 * float(torch.cat(v).float().mean()), 2) for k, v in hits.items()}
+
+
+def train_track_head(encoder: FrameEncoder, train: _Frames, val: _Frames, epochs: int, lr: float,
+                     seed: int) -> list[dict]:
+    """Fit the temporal event head on the frozen per-frame features, one video per step; val accuracy per epoch."""
+    encoder.eval()
+    train_features, val_features = video_features(encoder, train), video_features(encoder, val)
+    labels = _video_labels(train)
+    optimizer = torch.optim.AdamW(encoder.temporal.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    ce = nn.functional.cross_entropy
+    history = []
+    for epoch in track(range(epochs), "temporal event head"):
+        for i in torch.randperm(len(train_features), generator=generator).tolist():
+            event_logits, direction_logits = (x[0] for x in encoder.track_events(train_features[i][None]))
+            event, direction = labels[i]
+            loss = (ce(event_logits.flatten(0, 1), event.flatten(), ignore_index=IGNORE)
+                    + ce(direction_logits.flatten(0, 1), direction.flatten(), ignore_index=IGNORE))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        if (epoch + 1) % 10 == 0 or epoch + 1 == epochs:
+            history.append({"track_epoch": epoch + 1, **track_accuracies(encoder, val_features, val)})
+            logger.info("temporal event head epoch %d: %s", epoch + 1, history[-1])
+    return history
+
+
+@torch.no_grad()
 def head_accuracies(encoder: FrameEncoder, frames: _Frames, batch_size: int = 512) -> dict[str, float]:
     """Per-head accuracy (percent) on labelled frames, and the position error in pixels."""
     hits: dict[str, list[torch.Tensor]] = {k: [] for k in ("scene", "visible", "shape", "event", "direction")}
@@ -198,8 +250,11 @@ def train_frame_encoder(config: FrameEncoderTrainConfig) -> Path:
             history.append({"epoch": epoch + 1, "loss": round(total / len(train), 4), **head_accuracies(encoder, val)})
             encoder.train()
             logger.info("frame encoder epoch %d: %s", epoch + 1, history[-1])
+    encoder.requires_grad_(False)
+    encoder.temporal.requires_grad_(True)
+    track_history = train_track_head(encoder, train, val, config.track_epochs, config.lr, config.seed)
     log = {"train_frames": len(train), "val_frames": len(val), "seconds": round(time.perf_counter() - began, 1),
-           "history": history}
+           "history": history, "track_history": track_history}
 
     def write(folder: Path) -> None:
         encoder.save_pretrained(folder)
