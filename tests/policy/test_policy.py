@@ -170,3 +170,8 @@ def test_a_policy_with_its_own_frame_encoder_saves_it_and_loads_back(tmp_path: P
     loaded = Policy.load(tmp_path / "ckpt", mini_embedder)
     assert loaded.config.frame_encoder == "frame_encoder"
     assert loaded.generate(["q one", "q two"], videos).match_prob == pytest.approx(before.match_prob, abs=1e-4)
+    encoder, calls = loaded.vision.frame_encoder, []
+    forward = encoder.forward
+    encoder.forward = lambda frames: (calls.append(len(frames)), forward(frames))[1]
+    loaded.generate(["q one", "q two"], [_video(3, 2), _video(4, 3)])
+    assert calls == [1, 1], "each clip is encoded once, for its log and its <frame> rows"

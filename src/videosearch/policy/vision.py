@@ -12,6 +12,7 @@ rope delta from the prefill (`QwenCache`).
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from videosearch.policy.policy import PolicyConfig
 
 FRAME_TOKEN = "<frame>"
+_RECENT_CLIPS = 64  # a batch's clips, whose features the prompt's log and its <frame> rows both need
 
 
 class VisionAdapter(nn.Module, metaclass=ABCMeta):
@@ -95,6 +97,7 @@ class MiniVision(VisionAdapter):
         self.vision_projector = nn.Sequential(nn.Linear(feature_dim, hidden_dim), nn.GELU(),
                                               nn.Linear(hidden_dim, hidden_dim))
         self.frame_id = -1  # see bind
+        self._recent: OrderedDict[int, tuple[VideoFrames, torch.Tensor]] = OrderedDict()
 
     def train(self, mode: bool = True) -> MiniVision:
         super().train(mode)
@@ -112,30 +115,36 @@ class MiniVision(VisionAdapter):
     def video_text(self, video: VideoFrames) -> str:
         if self.frame_encoder is None:
             return "".join(f"{t:g}s{FRAME_TOKEN}" for t in video.timestamps_s)  # "12s<frame>12.5s<frame>"
-        frames, _, _ = frames_to_tensor([video], self.frame_size[0])  # type: ignore[index]
-        with torch.no_grad():
-            features = self.frame_encoder(frames)[0]
-        log = render_log(*read_events(self.frame_encoder, features, list(video.timestamps_s)))
+        log = render_log(*read_events(self.frame_encoder, self._clip_features(video), list(video.timestamps_s)))
         return log + "\n" + FRAME_TOKEN * len(video)
 
     def _embed(self, lm: nn.Module, ids: torch.Tensor, videos: list[VideoFrames]) -> torch.Tensor:
         embeds = lm.get_input_embeddings()(ids)
-        frames, _, frame_mask = frames_to_tensor(videos, self.frame_size[0])  # type: ignore[index]
-        with torch.no_grad():
-            features = self._features(frames.to(embeds.device), [len(v) for v in videos])  # (B, T, F)
-        frame_mask = frame_mask.to(embeds.device)
-        projected = self.vision_projector(features[frame_mask])  # (sum T, H), rows in order
+        if self.frame_encoder is None:
+            frames, _, frame_mask = frames_to_tensor(videos, self.frame_size[0])  # type: ignore[index]
+            with torch.no_grad():
+                features = self.tower.frame_features(frames.to(embeds.device))[frame_mask.to(embeds.device)]
+        else:
+            features = torch.cat([self._clip_features(v) for v in videos]).to(embeds.device)  # (sum T, F)
+        projected = self.vision_projector(features)  # (sum T, H), rows in order
         slots = ids == self.frame_id
         if int(slots.sum()) != len(projected):
             raise ConfigError(f"the prompts hold {int(slots.sum())} {FRAME_TOKEN} tokens for {len(projected)} frames")
         return embeds.masked_scatter(slots[..., None], projected.to(embeds.dtype))
 
-    def _features(self, frames: torch.Tensor, lengths: list[int]) -> torch.Tensor:
-        if self.frame_encoder is None:
-            return self.tower.frame_features(frames)
-        features = frames.new_zeros(*frames.shape[:2], self.frame_encoder.feature_dim)
-        for row, length in enumerate(lengths):  # one video at a time: its neighbours are its own frames
-            features[row, :length] = self.frame_encoder(frames[row: row + 1, :length])[0]
+    @torch.no_grad()
+    def _clip_features(self, video: VideoFrames) -> torch.Tensor:
+        """The frame encoder's features (T, F) of one clip (its neighbours are its own frames), computed once for
+        the prompt's log and the `<frame>` rows: the last few clips are kept, each with the clip it belongs to."""
+        key = id(video)
+        if key in self._recent and self._recent[key][0] is video:  # held here, so the id is still this clip's
+            self._recent.move_to_end(key)
+            return self._recent[key][1]
+        frames, _, _ = frames_to_tensor([video], self.frame_size[0])  # type: ignore[index]
+        features = self.frame_encoder(frames.to(self.vision_projector[0].weight.device))[0]  # type: ignore[misc]
+        self._recent[key] = (video, features)
+        while len(self._recent) > _RECENT_CLIPS:
+            self._recent.popitem(last=False)
         return features
 
     def prefill(self, lm: nn.Module, ids: torch.Tensor, mask: torch.Tensor, videos: list[VideoFrames],
