@@ -31,8 +31,9 @@ def test_search_baseline_eval_and_oracle(run_cli, index_dir: Path, small_world: 
 
     annotations = small_world / "test.jsonl"
     code, out, err = run_cli("baseline", "run", index_dir, "--annotations", annotations,
-                             "--out", tmp_path / "pred.jsonl")
+                             "--out", tmp_path / "new" / "pred.jsonl")  # a folder not made yet is made
     assert code == 0, err
+    (tmp_path / "new" / "pred.jsonl").rename(tmp_path / "pred.jsonl")
     first = json.loads((tmp_path / "pred.jsonl").read_text().splitlines()[0])
     assert len(first["ranking"]) == 12 and first["judgements"][0]["answer"] == "matched"
 

@@ -26,5 +26,6 @@ def run_command(
     existing_predictions(out)  # an existing predictions file is replaced, a file of anything else refused
     moments = read_moments(annotations, query_field=query_field).moments
     predictions = run_search_baseline(SearchEngine.load(index), moments)
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_predictions(out, predictions)
     typer.echo(f"wrote {len(predictions)} predictions to {out}")
