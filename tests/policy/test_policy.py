@@ -135,11 +135,13 @@ def test_a_damaged_checkpoint_is_a_clear_error_naming_it(tmp_path: Path, mini_em
 
 def test_the_verdict_is_a_probability_read_at_the_answer_and_can_be_forced(policy: Policy) -> None:
     queries, videos = ["the red circle jumps", "a blue square"], [_video(3, 0), _video(5, 1)]
-    policy.config.max_new_tokens = 16  # the byte-level tokenizer spends 12 tokens on "not_matched</answer>"
+    policy.config.max_new_tokens = 18  # the byte-level tokenizer spends 12 tokens on "not_matched</answer>"
     free = policy.generate(queries, videos)
     assert all(0.0 <= p <= 1.0 for p in free.match_prob)
     assert free.match_prob == pytest.approx(policy.match_probability(queries, videos), abs=1e-5)
-    assert all(t.startswith("<answer>") for t in free.texts), "every turn opens with the verdict"
+    assert all("</think><answer>" in t for t in free.texts), "an untrained row runs out of room: its reasoning is " \
+                                                            "closed for it and it answers"
+    assert all(p.answer != "unparsable" for p in free.parsed)
     forced = policy.generate(queries, videos, verdicts=[True, False])
     assert [p.answer for p in forced.parsed] == ["matched", "not_matched"]
     assert forced.match_prob == pytest.approx(free.match_prob, abs=1e-5), "forcing changes the verdict, not P"

@@ -1,13 +1,15 @@
 """The policy's output grammar, parsed in exactly one place.
 
-    <answer>matched|not_matched</answer>[<start>S</start><end>E</end>]<think>...</think><REFINE>
+    <think>...</think><answer>matched|not_matched</answer>[<start>S</start><end>E</end>]<REFINE>
 
-The verdict comes first, so it is one read of the prompt's last position (a probability, see `Policy.generate`)
-and the span and the reasoning are written knowing it. The hard-refinement baseline (HQR) ends a `not_matched`
-turn with the rewritten query as text instead: `<answer>not_matched</answer><think>...</think><query>...</query>`.
-Each tag is one special token of the policy (`TAG_TOKENS`). Parsing is tolerant and reads the tags in any order
-(the reference release writes the reasoning first): a missing or garbled tag makes the answer `unparsable`; it
-never raises.
+The reasoning comes first, as in the reference release: it restates the query in the words of the video's event
+log and says what differs, so the verdict after it is a comparison of two texts the policy has just read and
+written, not a judgement made at the prompt's last position (which a 135M LM did not learn: DESIGN.md section 8).
+The verdict is a probability read at the position after `<answer>` (see `Policy.generate`). The hard-refinement
+baseline (HQR) ends a `not_matched` turn with the rewritten query as text instead:
+`<think>...</think><answer>not_matched</answer><query>...</query>`. Each tag is one special token of the policy
+(`TAG_TOKENS`). Parsing is tolerant and reads the tags in any order: a missing or garbled tag makes the answer
+`unparsable`; it never raises.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 REFINE_TOKEN = "<REFINE>"
 ANSWERS = ("matched", "not_matched")
 ANSWER_OPEN = "<answer>"
+THINK_CLOSE = "</think>"
 TAG_TOKENS = (ANSWER_OPEN, "</answer>", "<start>", "</start>", "<end>", "</end>", "<think>", "</think>", "<query>",
               "</query>")
 
@@ -65,10 +68,9 @@ def parse_output(text: str) -> ParsedOutput:
 def format_output(think: str, matched: bool, span_s: tuple[float, float] | None = None,
                   rewrite: str | None = None) -> str:
     """The target text of one turn (SFT), the exact inverse of `parse_output`; `rewrite` makes it an HQR turn."""
-    text = f"{ANSWER_OPEN}{'matched' if matched else 'not_matched'}</answer>"
+    text = f"<think>{think}</think>{ANSWER_OPEN}{'matched' if matched else 'not_matched'}</answer>"
     if matched and span_s is not None:
         text += f"<start>{span_s[0]:.1f}</start><end>{span_s[1]:.1f}</end>"
-    text += f"<think>{think}</think>"
     if rewrite is not None:
         return text if matched else f"{text}<query>{rewrite}</query>"
     return f"{text}{REFINE_TOKEN}"

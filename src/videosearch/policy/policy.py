@@ -12,6 +12,7 @@ Qwen3-VL with its own vision tower (`paper`) lives in the vision adapters of `po
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from videosearch.config import build_config
 from videosearch.corpus.types import VideoFrames
 from videosearch.embed.base import Embedder
 from videosearch.errors import ConfigError
-from videosearch.policy.format import ANSWER_OPEN, REFINE_TOKEN, TAG_TOKENS, ParsedOutput, parse_output
+from videosearch.policy.format import ANSWER_OPEN, REFINE_TOKEN, TAG_TOKENS, THINK_CLOSE, ParsedOutput, parse_output
 from videosearch.policy.rollout import rollout_latents
 from videosearch.policy.sqr import SQRHead
 from videosearch.policy.vision import VisionAdapter, build_vision
@@ -119,8 +120,11 @@ class Policy(nn.Module):
         tokenizer.padding_side = "left"  # type: ignore[attr-defined]
         vision.bind(tokenizer)
         self.answer_open_id = int(tokenizer.convert_tokens_to_ids(ANSWER_OPEN))  # type: ignore[attr-defined]
+        self.think_close_id = int(tokenizer.convert_tokens_to_ids(THINK_CLOSE))  # type: ignore[attr-defined]
         # the verdict is the first token after <answer>: "matched" against the first token of "not_matched"
         self.verdict_ids = (self._encode("matched")[0], self._encode("not_matched")[0])
+        # tokens a turn must keep for "</think><answer>not_matched</answer>"
+        self._verdict_room = 2 + max(len(self._encode(f"{a}</answer>")) for a in ("matched", "not_matched"))
         if self.verdict_ids[0] == self.verdict_ids[1]:
             raise ConfigError("this tokenizer starts 'matched' and 'not_matched' with the same token: the verdict "
                               "cannot be read as one probability")
@@ -205,29 +209,41 @@ class Policy(nn.Module):
                  verdicts: list[bool | None] | None = None) -> PolicyTurn:
         """Greedy, batched: each row writes until `<REFINE>`, end of turn or `max_new_tokens`.
 
-        The turn opens with `<answer>`; the verdict after it is `matched` when P(matched) reaches
-        `config.verdict_threshold`, or the one `verdicts` forces for that row (True = matched; None = the policy's).
-        The rest of the turn (span, reasoning) is written knowing the verdict."""
+        The reasoning comes first; `<answer>` follows `</think>` (forced if the row does not write it, and the
+        reasoning is closed for it when the row would otherwise run out of tokens before its verdict). The verdict
+        after `<answer>` is `matched` when P(matched) there reaches `config.verdict_threshold`, or the one `verdicts`
+        forces for that row (True = matched; None = the policy's). P(matched) is NaN only when `max_new_tokens`
+        leaves no room for a verdict at all."""
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if verdicts is not None and len(verdicts) != len(queries):
             raise ValueError(f"{len(verdicts)} verdicts for {len(queries)} queries")
-        ids, mask = self._tokenize([self._prompt(q, v, mode) + ANSWER_OPEN for q, v in zip(queries, videos)])
+        ids, mask = self._tokenize([self._prompt(q, v, mode) for q, v in zip(queries, videos)])
         cache, hidden, logits = self.vision.prefill(self.lm, ids, mask, videos)
         logits = logits[:, -1]
-        match_prob = self._match_prob(logits)
         batch = len(queries)
-        chosen = [(verdicts[r] if verdicts is not None and verdicts[r] is not None
-                   else match_prob[r] >= self.config.verdict_threshold) for r in range(batch)]
-        forced = [self._encode(("matched" if c else "not_matched") + "</answer>") for c in chosen]
-        tokens: list[list[int]] = [[self.answer_open_id] for _ in range(batch)]
+        match_prob = [math.nan] * batch
+        forced: list[list[int]] = [[] for _ in range(batch)]
+        tokens: list[list[int]] = [[] for _ in range(batch)]
         active = torch.ones(batch, dtype=torch.bool, device=ids.device)
         has_refine = torch.zeros(batch, dtype=torch.bool, device=ids.device)
         refine_hidden = torch.zeros_like(hidden)
         embed = self.lm.get_input_embeddings()
         for _ in range(self.config.max_new_tokens):
             next_ids = logits.argmax(-1)
+            probs = self._match_prob(logits)
             for row in active.nonzero().flatten().tolist():
+                last = tokens[row][-1] if tokens[row] else None
+                if last == self.answer_open_id and math.isnan(match_prob[row]):  # the verdict's position
+                    match_prob[row] = probs[row]
+                    given = verdicts[row] if verdicts is not None else None
+                    matched = given if given is not None else probs[row] >= self.config.verdict_threshold
+                    forced[row] = self._encode(("matched" if matched else "not_matched") + "</answer>")
+                elif last == self.think_close_id and math.isnan(match_prob[row]):
+                    forced[row] = [self.answer_open_id]
+                elif (math.isnan(match_prob[row]) and not forced[row] and last != self.answer_open_id
+                      and len(tokens[row]) >= self.config.max_new_tokens - self._verdict_room):
+                    forced[row] = [self.think_close_id]  # out of room: close the reasoning and answer
                 if forced[row]:
                     next_ids[row] = forced[row].pop(0)
                 tokens[row].append(int(next_ids[row]))
@@ -249,9 +265,9 @@ class Policy(nn.Module):
 
     @torch.no_grad()
     def match_probability(self, queries: list[str], videos: list[VideoFrames], mode: str = "sqr") -> list[float]:
-        """P(matched) against P(not_matched) at the answer position, as `generate` reads it (one prefill)."""
-        ids, mask = self._tokenize([self._prompt(q, v, mode) + ANSWER_OPEN for q, v in zip(queries, videos)])
-        return self._match_prob(self.vision.prefill(self.lm, ids, mask, videos)[2][:, -1])
+        """P(matched) against P(not_matched) at the answer position, as `generate` reads it after the reasoning
+        (NaN for a row that never reached `<answer>`)."""
+        return self.generate(queries, videos, mode).match_prob
 
     def _match_prob(self, logits: torch.Tensor) -> list[float]:
         return torch.softmax(logits[:, list(self.verdict_ids)].float(), dim=-1)[:, 0].tolist()
@@ -276,7 +292,7 @@ class Policy(nn.Module):
     def sft_forward(self, queries: list[str], videos: list[VideoFrames], targets: list[str],
                     modes: list[str], verdict_weight: float = 1.0) -> SFTBatch:
         """Teacher-forced pass over prompt + target; CE on the target tokens only, the verdict token (the one after
-        a leading `<answer>`) weighted `verdict_weight` times. Targets ending with `<REFINE>` end their row there
+        `<answer>`) weighted `verdict_weight` times. Targets ending with `<REFINE>` end their row there
         (left padding), so the cache is ready for the latent rollout."""
         prompts = [self._prompt(q, v, m) for q, v, m in zip(queries, videos, modes)]
         prompt_ids = [self._encode(p) for p in prompts]
@@ -292,8 +308,8 @@ class Policy(nn.Module):
             mask[row, length - len(p) - len(t):] = 1
             labels[row, length - len(t):] = torch.tensor(t)
             weights[row, length - len(t):] = 1.0
-            if len(t) > 1 and t[0] == self.answer_open_id:
-                weights[row, length - len(t) + 1] = verdict_weight
+            if self.answer_open_id in t[:-1]:  # the verdict is the token after <answer>
+                weights[row, length - len(t) + t.index(self.answer_open_id) + 1] = verdict_weight
         keep = max(len(t) for t in target_ids) + 1  # left padding: every target lies in the last `keep` positions
         ids, mask, labels = ids.to(self.device), mask.to(self.device), labels.to(self.device)
         cache, hidden, logits = self.vision.prefill(self.lm, ids, mask, videos, logits_to_keep=keep)

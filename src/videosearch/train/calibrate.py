@@ -2,10 +2,10 @@
 
     report = calibrate_verdict(policy_dir, index_dir, annotations)   # rewrites <policy>/policy.json
 
-The policy's verdict is P(matched) at the answer position. Each val query is shown its ground-truth video and
-its top-ranked wrong videos; the threshold that maximises balanced accuracy over those judgements (mean of the
-accuracies on the two classes, so the many wrong videos do not decide it alone) is written into the checkpoint's
-config, and the measurements into `<policy>/calibration.json`.
+The policy's verdict is P(matched) at the answer position, after its reasoning. Each val query is shown its
+ground-truth video and its top-ranked wrong videos; the threshold that maximises balanced accuracy over those
+judgements (mean of the accuracies on the two classes, so the many wrong videos do not decide it alone) is written
+into the checkpoint's config, and the measurements into `<policy>/calibration.json`.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def calibrate_verdict(policy_dir: str | Path, index_dir: str | Path, annotations
     for start in track(range(0, len(pairs), batch_size), "calibrating the verdict"):
         chunk = pairs[start: start + batch_size]
         probs += policy.match_probability([q for q, _, _ in chunk], [videos[v] for _, v, _ in chunk])
-    p, labels = np.array(probs), np.array([matched for _, _, matched in pairs])
+    p = np.nan_to_num(np.array(probs), nan=0.0)  # a turn that never reached its verdict accepted nothing
+    labels = np.array([matched for _, _, matched in pairs])
     threshold = best_threshold(p, labels)
     result = Calibration(threshold, balanced_accuracy(p, labels, threshold), balanced_accuracy(p, labels, 0.5),
                          int(labels.sum()), int((~labels).sum()))

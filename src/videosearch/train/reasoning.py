@@ -1,7 +1,9 @@
 """Short verification reasoning for SFT targets, written from the synthetic world's ground truth.
 
-Given what a query claims and the spec of the video the policy was shown, say what was compared
-(scene, actor, colour, size, action, order) and where it first differs, or where the moment is.
+The reasoning first restates the query in the words of the frame encoder's event log (`rewrite_query`: "In the
+garden, the small blue square grows after the red circle moves left."), so that the verdict that follows it
+compares two texts in one vocabulary; then it says where the video first differs (scene, actor, action, order)
+or that it shows exactly this.
 """
 
 from __future__ import annotations
@@ -32,27 +34,23 @@ def _actors_present(spec: VideoSpec, ref: ActorRef) -> list[int]:
 
 def verification_reasoning(claim: Claim, spec: VideoSpec) -> tuple[bool, str, tuple[float, float] | None]:
     """(matched, reasoning, span in seconds on a match) for showing `spec` to a query that makes `claim`."""
-    asked = f"the {_actor(claim.actor)} {_action(claim.kind, claim.param)}"
+    asked = rewrite_query(claim)
     if claim.scene != spec.scene:
-        return False, f"The query is set in the {claim.scene}, but this video shows the {spec.scene}.", None
+        return False, f"{asked} This video is in the {spec.scene}.", None
     own = _actors_present(spec, claim.actor)
     if not own:
-        return False, f"The query asks for the {_actor(claim.actor)} in the {claim.scene}, but no such actor " \
-                      "appears in this video.", None
+        return False, f"{asked} No {_actor(claim.actor)} appears in this video.", None
     doing = [i for i in own if (spec.events[i].kind, spec.events[i].param) == (claim.kind, claim.param)]
     if not doing:
         seen = _action(spec.events[own[0]].kind, spec.events[own[0]].param)
-        return False, f"The query asks for {asked}, but here the {_actor(claim.actor)} {seen} instead.", None
+        return False, f"{asked} Here the {_actor(claim.actor)} {seen} instead.", None
     hits = claim_holds(claim, spec)
+    if not hits and claim.other is not None and not _actors_present(spec, claim.other):
+        return False, f"{asked} No {_actor(claim.other)} appears in this video.", None
     if not hits:
-        other = f"the {_actor(claim.other)} {_action(claim.other_kind, claim.other_param)}" if claim.other else ""
-        return False, f"In this video {asked}, but not {claim.relation} {other}: the order of events differs.", None
+        return False, f"{asked} Both happen here, but not {claim.relation} each other: the order differs.", None
     event = spec.events[hits[0]]
-    context = ""
-    if claim.relation and claim.other is not None:
-        context = f", {claim.relation} the {_actor(claim.other)} {_action(claim.other_kind, claim.other_param)}"
-    reason = f"The video is in the {spec.scene}; {asked}{context}."  # the span follows in its own tags
-    return True, reason, (event.start_s, event.end_s)
+    return True, f"{asked} The video shows exactly this.", (event.start_s, event.end_s)  # the span has its own tags
 
 
 def rewrite_query(claim: Claim) -> str:
