@@ -166,6 +166,10 @@ def test_a_policy_with_its_own_frame_encoder_saves_it_and_loads_back(tmp_path: P
     videos = [_video(3, 0), _video(4, 1)]  # different lengths: each video's neighbours are its own frames
     prompt = policy._prompt("q one", videos[1], "sqr")
     assert "Retrieved video: In the " in prompt and prompt.count("<frame>") == 4, "the event log, then the frames"
+    ids, _ = policy._tokenize([prompt])
+    frame_rows = policy.vision._embed(policy.lm, ids, [videos[1]])[ids == policy.vision.frame_id]
+    token_norm = float(policy.lm.get_input_embeddings().weight[:256].norm(dim=-1).mean())
+    assert frame_rows.norm(dim=-1).tolist() == pytest.approx([token_norm] * 4, rel=0.05), "frames on the text's scale"
     before = policy.generate(["q one", "q two"], videos)
     policy.save(tmp_path / "ckpt")
     (tmp_path / "encoder" / "frame_encoder.safetensors").unlink()  # the checkpoint carries its own copy

@@ -87,8 +87,12 @@ class MiniVision(VisionAdapter):
 
     extra_tokens = [FRAME_TOKEN]
 
-    def __init__(self, embedder: MiniEmbedder, hidden_dim: int, frame_encoder: FrameEncoder | None = None) -> None:
+    def __init__(self, embedder: MiniEmbedder, hidden_dim: int, frame_encoder: FrameEncoder | None = None,
+                 token_norm: float = 1.0) -> None:
         super().__init__()
+        # every <frame> row gets the mean norm of the LM's token embeddings: an untrained projector's rows were
+        # ~28x larger (88 against 3.2), and rows that large drown the text around them
+        self.token_norm = token_norm
         self.tower = embedder.video.eval().requires_grad_(False)
         self.frame_encoder = frame_encoder.eval().requires_grad_(False) if frame_encoder is not None else None
         size = frame_encoder.config.frame_size if frame_encoder is not None else embedder.frame_size
@@ -126,7 +130,7 @@ class MiniVision(VisionAdapter):
                 features = self.tower.frame_features(frames.to(embeds.device))[frame_mask.to(embeds.device)]
         else:
             features = torch.cat([self._clip_features(v) for v in videos]).to(embeds.device)  # (sum T, F)
-        projected = self.vision_projector(features)  # (sum T, H), rows in order
+        projected = nn.functional.normalize(self.vision_projector(features), dim=-1) * self.token_norm  # (sum T, H)
         slots = ids == self.frame_id
         if int(slots.sum()) != len(projected):
             raise ConfigError(f"the prompts hold {int(slots.sum())} {FRAME_TOKEN} tokens for {len(projected)} frames")
@@ -251,7 +255,8 @@ def build_vision(config: PolicyConfig, embedder: Embedder,
             path = Path(config.frame_encoder)
             encoder = FrameEncoder.from_pretrained(folder / path if folder is not None and not path.is_absolute()
                                                    else path)
-        return lm, tokenizer, MiniVision(embedder, lm.get_input_embeddings().embedding_dim, encoder)
+        table = lm.get_input_embeddings().weight.detach()
+        return lm, tokenizer, MiniVision(embedder, table.shape[1], encoder, float(table.norm(dim=-1).mean()))
     if config.preset == "paper":
         qwen, tokenizer = load_qwen3vl(config.lm_path)
     else:
