@@ -24,6 +24,7 @@ import torch
 from videosearch.corpus.annotations import read_moments
 from videosearch.corpus.video import read_frames
 from videosearch.corpus.world_queries import ActorRef, Claim
+from videosearch.embed.mini import frames_to_tensor
 from videosearch.engine import SearchEngine
 from videosearch.eval.metrics import temporal_iou
 from videosearch.policy.event_log import LogEntry, read_events
@@ -62,15 +63,15 @@ def main() -> None:
     encoder = FrameEncoder.from_pretrained(args.frame_encoder)
     engine = SearchEngine.load(args.index)
     size = encoder.config.frame_size
-    claims = {str(json.loads(line)["desc_id"]): json.loads(line)["claim"]
-              for line in (args.world / f"{args.split}.jsonl").read_text().splitlines()}
+    rows = [json.loads(line) for line in (args.world / f"{args.split}.jsonl").read_text().splitlines()]
+    claims = {str(row["desc_id"]): row["claim"] for row in rows}
     moments = read_moments(args.world / f"{args.split}.jsonl").moments[: args.limit or None]
     logs: dict[str, tuple[str, list[LogEntry]]] = {}
 
     def log_of(video_id: str) -> tuple[str, list[LogEntry]]:
         if video_id not in logs:
             video = read_frames(args.world / "videos" / args.split / f"{video_id}.mp4", fps=1.0, size=(size, size))
-            frames = torch.from_numpy(video.frames).permute(0, 3, 1, 2).float()[None] / 255.0
+            frames = frames_to_tensor([video], size)[0]
             with torch.no_grad():
                 logs[video_id] = read_events(encoder, encoder(frames)[0], list(video.timestamps_s))
         return logs[video_id]

@@ -231,13 +231,12 @@ class Policy(nn.Module):
         embed = self.lm.get_input_embeddings()
         for _ in range(self.config.max_new_tokens):
             next_ids = logits.argmax(-1)
-            probs = self._match_prob(logits)
             for row in active.nonzero().flatten().tolist():
                 last = tokens[row][-1] if tokens[row] else None
                 if last == self.answer_open_id and math.isnan(match_prob[row]):  # the verdict's position
-                    match_prob[row] = probs[row]
+                    match_prob[row] = self._match_prob(logits[row: row + 1])[0]
                     given = verdicts[row] if verdicts is not None else None
-                    matched = given if given is not None else probs[row] >= self.config.verdict_threshold
+                    matched = given if given is not None else match_prob[row] >= self.config.verdict_threshold
                     forced[row] = self._encode(("matched" if matched else "not_matched") + "</answer>")
                 elif last == self.think_close_id and math.isnan(match_prob[row]):
                     forced[row] = [self.answer_open_id]
