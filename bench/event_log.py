@@ -8,7 +8,7 @@ index's top `--wrong` wrong videos are logged by the encoder (`policy.event_log`
 an entry matches the claim's scene, actor (shape, colour, size when named), event and, when the claim has one, an
 entry of the other actor on the right side in time. That is a verdict with no learning in it: where the policy's
 verdict stands against it says whether the LM reads the log or the log holds the LM back. The span of the
-matching entry (last frame + 0.5 s) against the truth gives the same bound for grounding.
+matching entry against the truth gives the same bound for grounding.
 Progress goes to stderr; one JSON line of results goes to stdout.
 """
 
@@ -19,36 +19,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from videosearch.corpus.annotations import read_moments
 from videosearch.corpus.video import read_frames
-from videosearch.corpus.world_queries import ActorRef, Claim
-from videosearch.embed.mini import frames_to_tensor
+from videosearch.corpus.world_queries import Claim
 from videosearch.engine import SearchEngine
 from videosearch.eval.metrics import temporal_iou
-from videosearch.policy.event_log import LogEntry, read_events
+from videosearch.policy.event_log import LogEntry, matching_entry, read_clip
 from videosearch.policy.frame_encoder import FrameEncoder
 from videosearch.progress import track
-
-
-def names(ref: ActorRef | None, entry: LogEntry) -> bool:
-    return ref is not None and (ref.shape, ref.colour) == (entry.shape, entry.colour) and ref.size in ("", entry.size)
-
-
-def matching_entry(claim: Claim, scene: str, log: list[LogEntry]) -> LogEntry | None:
-    """The first entry that makes the claim true of the log, or None."""
-    if claim.scene != scene:
-        return None
-    for entry in log:
-        if (entry.kind, entry.param) != (claim.kind, claim.param) or not names(claim.actor, entry):
-            continue
-        side = [o for o in log if (o.start_s < entry.start_s) == (claim.relation == "after")
-                and o.start_s != entry.start_s]
-        if not claim.relation or any((o.kind, o.param) == (claim.other_kind, claim.other_param)
-                                     and names(claim.other, o) for o in side):
-            return entry
-    return None
 
 
 def main() -> None:
@@ -71,9 +50,7 @@ def main() -> None:
     def log_of(video_id: str) -> tuple[str, list[LogEntry]]:
         if video_id not in logs:
             video = read_frames(args.world / "videos" / args.split / f"{video_id}.mp4", fps=1.0, size=(size, size))
-            frames = frames_to_tensor([video], size)[0]
-            with torch.no_grad():
-                logs[video_id] = read_events(encoder, encoder(frames)[0], list(video.timestamps_s))
+            logs[video_id] = read_clip(encoder, video)
         return logs[video_id]
 
     accepted, rejected, wrong, ious = 0, 0, 0, []
@@ -83,7 +60,7 @@ def main() -> None:
         entry = matching_entry(claim, *log_of(moment.video_id))
         if entry is not None:
             accepted += 1
-            ious.append(temporal_iou((entry.start_s, entry.end_s + 0.5), (moment.start_s, moment.end_s)))
+            ious.append(temporal_iou((entry.start_s, entry.end_s), (moment.start_s, moment.end_s)))
         for video_id in [v for v in ranked if v != moment.video_id][: args.wrong]:
             wrong += 1
             rejected += matching_entry(claim, *log_of(video_id)) is None

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from videosearch.engine import SearchEngine
+from videosearch.policy.format import parse_output
+from videosearch.policy.frame_encoder import FrameEncoder, FrameEncoderConfig
 from videosearch.train.sft_data import read_sft_examples
 
 
@@ -29,6 +31,17 @@ def test_sft_data_writes_balanced_examples(run_cli, small_world: Path, test_inde
     assert run_cli(*args)[0] == 0 and read_sft_examples(out) == examples
 
 
+def test_sft_data_with_a_frame_encoder_quotes_its_event_logs(run_cli, small_world: Path, test_index: Path,
+                                                            tmp_path: Path) -> None:
+    FrameEncoder(FrameEncoderConfig(frame_size=32)).save_pretrained(tmp_path / "encoder")  # untrained: any log
+    out = tmp_path / "sft.jsonl"
+    code, stdout, err = run_cli("train", "sft-data", "--world", small_world, "--index", test_index, "--out", out,
+                                "--split", "test", "--max-examples", "4", "--frame-encoder", tmp_path / "encoder")
+    assert code == 0, err
+    thinks = [parse_output(e.target).think for e in read_sft_examples(out)]
+    assert len(thinks) == 4 and all(" Seen: " in t or " This video is in the " in t for t in thinks), thinks
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
@@ -37,6 +50,8 @@ def test_sft_data_writes_balanced_examples(run_cli, small_world: Path, test_inde
         (("--world", "{world}", "--index", "{index}", "--split", "val"), "has no spec in this split"),
         (("--world", "{world}", "--index", "{index}", "--split", "dev"), "split='dev'"),
         (("--world", "{world}", "--index", "{index}", "--split", "test", "--hqr-fraction", "2"), "hqr_fraction"),
+        (("--world", "{world}", "--index", "{index}", "--split", "test", "--frame-encoder", "{missing}"),
+         "not a trained frame encoder"),
     ],
 )
 def test_sft_data_errors_are_one_line(run_cli, args: tuple[str, ...], fragment: str, small_world: Path,

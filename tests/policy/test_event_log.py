@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import torch
 
+from videosearch.corpus.world_queries import ActorRef, Claim
 from videosearch.corpus.world_spec import COLOURS, DIRECTIONS, EVENT_KINDS, SCENES, SHAPES
-from videosearch.policy.event_log import LogEntry, _runs, read_events, render_log
+from videosearch.policy.event_log import LogEntry, _runs, matching_entry, read_events, render_log
 
 K = len(COLOURS)
 RED, GREEN, BLUE = (list(COLOURS).index(c) for c in ("red", "green", "blue"))
@@ -57,11 +58,11 @@ def test_the_log_names_each_tracked_event_with_its_actor_and_its_true_times() ->
     times = [0.5 * i + 1.0 for i in range(10)]  # not 1 fps from 0: the log must use the frames' own times
     scene, entries = read_events(encoder, torch.zeros(10, 1), times, min_frames=2)  # type: ignore[arg-type]
     assert scene == "desert"
-    assert entries == [LogEntry(1.5, 2.5, "small", "red", "circle", "moves", "left"),
-                       LogEntry(3.0, 4.5, "large", "blue", "square", "turns", "green")]
-    assert render_log(scene, entries) == ("In the desert: 1.5-2.5s small red circle moves left; "
-                                          "3-4.5s large blue square turns green.")
-    assert LogEntry(4.0, 4.0, "small", "red", "circle", "jumps", "") in read_events(
+    assert entries == [LogEntry(1.5, 2.75, "small", "red", "circle", "moves", "left"),  # to half a frame past
+                       LogEntry(3.0, 4.75, "large", "blue", "square", "turns", "green")]
+    assert render_log(scene, entries) == ("In the desert: red circle small moves left 1.5-2.8s; "
+                                          "blue square large turns green 3.0-4.8s."), "actor first, as span tags"
+    assert LogEntry(4.0, 4.25, "small", "red", "circle", "jumps", "") in read_events(
         encoder, torch.zeros(10, 1), times)[1], "by default one frame is enough"  # type: ignore[arg-type]
 
 
@@ -69,3 +70,20 @@ def test_an_actor_never_in_view_has_no_entries() -> None:
     encoder = ScriptedEncoder(6)
     encoder.act(RED, range(0, 6), "moves", "up")  # the event head fires, but no red actor is ever seen
     assert read_events(encoder, torch.zeros(6, 1), list(range(6)))[1] == []  # type: ignore[arg-type]
+
+
+LOG = [LogEntry(1.0, 4.5, "small", "red", "circle", "moves", "left"),
+       LogEntry(5.0, 8.5, "large", "blue", "square", "grows", "")]
+
+
+def test_a_claim_matches_the_entry_of_its_actor_event_and_order() -> None:
+    grows = Claim("garden", ActorRef("square", "blue", ""), "grows", "")
+    assert matching_entry(grows, "garden", LOG) == LOG[1]
+    assert matching_entry(grows, "desert", LOG) is None, "another scene"
+    assert matching_entry(Claim("garden", ActorRef("square", "blue", "small"), "grows", ""), "garden", LOG) is None
+    assert matching_entry(Claim("garden", ActorRef("square", "blue", ""), "shrinks", ""), "garden", LOG) is None
+    after = Claim("garden", ActorRef("square", "blue", ""), "grows", "", "after", ActorRef("circle", "red", ""),
+                  "moves", "left")
+    assert matching_entry(after, "garden", LOG) == LOG[1]
+    before = Claim(**{**after.__dict__, "relation": "before"})
+    assert matching_entry(before, "garden", LOG) is None, "the other actor's event comes first, not after"

@@ -18,6 +18,7 @@ retriever: {{epochs: 1, batch_videos: 8, eval_every: 1,
 frame_encoder: {{epochs: 1, batch_size: 64, encoder: {{frame_size: 16, slot_dim: 8, scene_dim: 8}}}}
 sft: {{batch_size: 4, save_every: 1, warmup_steps: 1, negatives: 4,
       policy: {{preset: tiny-mini, n_latents: 2, max_new_tokens: 20}}}}
+refiner: {{epochs: 1, batch_size: 4, negatives: 4}}
 """
 
 
@@ -26,11 +27,12 @@ def test_the_recipe_runs_every_stage_once_and_exports_what_it_trained(tmp_path: 
     config.write_text(TINY.format(runs=tmp_path / "runs", export=tmp_path / "ckpt"))
     times = run_recipe(config)
     assert list(times) == ["world", "retriever", "index train", "index val", "frame encoder", "SFT data", "SFT",
-                           "calibration", "export"]
+                           "calibration", "SQR head", "export"]
     assert json.loads((tmp_path / "runs" / "recipe_times.json").read_text()) == times
     policy_dir = tmp_path / "ckpt" / "policy"
     saved = json.loads((policy_dir / "policy.json").read_text())
     assert saved["frame_encoder"] == "frame_encoder" and 0.0 <= saved["verdict_threshold"] <= 1.0
+    assert (policy_dir / "refiner_log.jsonl").is_file(), "what ships is the policy with its trained SQR head"
     assert (policy_dir / "calibration.json").is_file() and (tmp_path / "ckpt" / "retriever" / "config.json").is_file()
     from videosearch.embed import load_embedder
 

@@ -7,7 +7,9 @@ import pytest
 
 from videosearch.corpus.world import load_video_specs
 from videosearch.corpus.world_queries import Claim
+from videosearch.corpus.world_spec import VideoSpec
 from videosearch.errors import AnnotationError, ConfigError, VideosearchError
+from videosearch.policy.event_log import LogEntry
 from videosearch.policy.format import parse_output
 from videosearch.train.reasoning import rewrite_query
 from videosearch.train.sft_data import (
@@ -194,3 +196,22 @@ def test_a_malformed_reference_record_is_a_clear_error(tmp_path: Path, record: o
     path.write_text('[{"qid": "q1",\n "messages": }]')
     with pytest.raises(AnnotationError, match="train_oneturn.json:2: invalid JSON"):
         read_reference_sft(path)
+
+
+def test_with_event_logs_each_kept_turn_quotes_its_videos_log(small_world: Path) -> None:
+    specs = {vid: VideoSpec.from_dict(row) for vid, row in load_video_specs(small_world, "test").items()}
+    read = []
+
+    def logs(video_id: str) -> tuple[str, list[LogEntry]]:
+        read.append(video_id)
+        return specs[video_id].scene, [LogEntry(1.0, 2.5, "small", "red", "circle", "moves", "left")]
+
+    examples, stats = _build(small_world, _rankings(small_world, 4), logs=logs, max_examples=6)
+    assert stats.disagreements == 0 and set(read) == {e.video_id for e in examples}, "only the kept turns' videos"
+    truth = {str(r["desc_id"]): tuple(r["time"]) for r in _rows(small_world)}
+    for e in examples:
+        think = parse_output(e.target).think
+        assert e.matched == (e.video_id == e.gt_video_id)
+        assert " Seen: " in think or think.endswith(f"This video is in the {specs[e.video_id].scene}."), think
+        if e.matched:  # the log's span where its entry shows the claim, else the truth's
+            assert e.span_s == ((1.0, 2.5) if think.endswith("It matches.") else truth[e.qid]), think

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from videosearch.config import load_config
+from videosearch.policy.policy import PolicyConfig
 from videosearch.train.calibrate import calibrate_verdict
 from videosearch.train.frame_encoder import FrameEncoderTrainConfig, train_frame_encoder
 from videosearch.train.recipe import run_recipe
@@ -48,11 +49,14 @@ def sft_data_command(
     seed: int = typer.Option(0, "--seed", help="Balancing, HQR choice and order are deterministic from this seed."),
     hqr_fraction: float = typer.Option(0.25, "--hqr-fraction", help="Share of examples with a rewritten query."),
     max_examples: int | None = typer.Option(None, "--max-examples", help="Keep at most N balanced examples."),
+    frame_encoder: Path = typer.Option(None, "--frame-encoder", help="The policy's frame encoder (`train "
+                                       "frame-encoder`): the reasoning then quotes its event log of each video."),
 ) -> None:
     """One verification turn per example, balanced 50/50 matched / not matched."""
     check_sft_output(out)  # before the work: never replace a file that is not ours
+    reader = PolicyConfig(frame_encoder=str(frame_encoder)) if frame_encoder is not None else None
     examples, stats = build_world_sft_data(world, index, split, seed=seed, hqr_fraction=hqr_fraction,
-                                           max_examples=max_examples)
+                                           max_examples=max_examples, reader=reader)
     write_sft_examples(out, examples)
     typer.echo(f"wrote {len(examples)} examples to {out}: {stats.matched} matched, {stats.not_matched} not matched, "
                f"{stats.hqr} hqr ({stats.queries} queries, top-1 right for {stats.top1_correct}, "

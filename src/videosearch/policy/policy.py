@@ -39,7 +39,7 @@ ADAPTER_DIR = "adapter"
 FRAME_ENCODER_DIR = "frame_encoder"
 
 # short: every prompt token is paid for at every turn and every SFT step; the grammar itself is taught by SFT
-_TASK = "Does the video show the query's moment? Answer, span in seconds, why"
+_TASK = "Does the video show the query's moment? Reasoning, answer, span in seconds"
 SYSTEM_PROMPTS = {
     "sqr": f"{_TASK}, {REFINE_TOKEN}.",
     "hqr": f"{_TASK}, and a rewritten query if not.",

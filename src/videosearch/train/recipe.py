@@ -1,6 +1,7 @@
 """The whole `mini` recipe from nothing, stage by stage: `videosearch train all --config configs/mini.yaml`.
 
-    world -> retriever -> indexes (train, val) -> frame encoder -> SFT data -> SFT -> verdict calibration -> export
+    world -> retriever -> indexes (train, val) -> frame encoder -> SFT data -> SFT -> verdict calibration
+          -> SQR head -> export
 
 Every stage writes its output under `runs` and is skipped when that output is complete, so a run killed at any
 point starts again at the stage it was in (SFT resumes from its last checkpoint). Each stage's wall time is
@@ -28,6 +29,8 @@ from videosearch.folders import publish_folder
 from videosearch.train.calibrate import REPORT_FILE, calibrate_verdict
 from videosearch.train.frame_encoder import LOG_FILE as ENCODER_LOG
 from videosearch.train.frame_encoder import FrameEncoderTrainConfig, train_frame_encoder
+from videosearch.train.refiner import LOG_FILE as REFINER_LOG
+from videosearch.train.refiner import RefinerTrainConfig, train_refiner
 from videosearch.train.retriever import RetrieverTrainConfig, train_retriever
 from videosearch.train.sft import FINAL, SFTConfig, train_sft
 from videosearch.train.sft_data import build_world_sft_data, write_sft_examples
@@ -59,7 +62,7 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
     runs = Path(recipe.runs)
     world, retriever = runs / "world", runs / "retriever"
     index_train, index_val, encoder = runs / "index_train", runs / "index_val", runs / "frame_encoder"
-    sft_data, sft_out = runs / "sft_data" / "train.jsonl", runs / "sft"
+    sft_data, sft_out, refined = runs / "sft_data" / "train.jsonl", runs / "sft", runs / "refiner"
     policy = sft_out / FINAL
 
     def build_index(split: str, out: Path) -> None:
@@ -69,7 +72,7 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
     def sft_examples() -> None:
         examples, stats = build_world_sft_data(world, index_train, "train", seed=recipe.world_seed,
                                                hqr_fraction=recipe.hqr_fraction,
-                                               max_examples=recipe.sft_examples or None)
+                                               max_examples=recipe.sft_examples or None, reader=sft.policy)
         write_sft_examples(sft_data, examples)
         logger.info("SFT data: %s", stats)
 
@@ -92,10 +95,14 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
         ("SFT", lambda: (policy / "policy.json").is_file(), lambda: train_sft(sft)),
         ("calibration", lambda: (policy / REPORT_FILE).is_file(),
          lambda: calibrate_verdict(policy, index_val, world / "val.jsonl")),
+        ("SQR head", lambda: (refined / REFINER_LOG).is_file(),
+         lambda: train_refiner(load_config(RefinerTrainConfig, config_path, "refiner", _section(overrides, "refiner"),
+                                           checkpoint=str(policy), data=str(sft_data), index=str(index_train),
+                                           out=str(refined)))),
     ]
     if recipe.export:
         export = Path(recipe.export)
-        stages.append(("export", lambda: False, lambda: _export(retriever, policy, export)))
+        stages.append(("export", lambda: False, lambda: _export(retriever, refined, export)))
     times = _read_times(runs / TIMES_FILE)
     for name, done, run in stages:
         if done():

@@ -116,7 +116,7 @@ def train_refiner(config: RefinerTrainConfig) -> Path:
             optimizer.step()
             scheduler.step()
             records.append({"step": step + 1, "infonce": round(loss.item(), 4),
-                            "gate": round(float(policy.sqr.refine_gate.weight), 4),
+                            "gate": round(policy.sqr.refine_gate.weight.item(), 4),
                             "seconds": round(time.perf_counter() - began, 3)})
             bar.update(task, advance=1, description=f"SQR head infonce {loss.item():.3f} gate "
                                                     f"{records[-1]['gate']:.3f}")

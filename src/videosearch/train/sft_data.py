@@ -4,10 +4,11 @@ Run: `videosearch train sft-data --world runs/world --index runs/index_train --o
 
 Each example shows the policy one retrieved video for a query; its target is the turn the policy should
 write (`policy.format.format_output`): the reasoning of `train.reasoning`, the verdict, the span on a match,
-then `<REFINE>` (SQR) or, in HQR mode, the rewritten query. The top-1 video of the engine gives one turn
-per query; matched and not-matched turns are then balanced 50/50. Deviation from the reference release:
-it balances by dropping turns of the larger class; we add turns instead (the ground-truth video, as if a
-later turn found it, or the highest-ranked wrong video), so no query is lost.
+then `<REFINE>` (SQR) or, in HQR mode, the rewritten query. For a policy that reads its frame encoder's event log
+(`--frame-encoder`), the reasoning quotes that log, decoded and read exactly as the policy will see it. The top-1
+video of the engine gives one turn per query; matched and not-matched turns are then balanced 50/50. Deviation
+from the reference release: it balances by dropping turns of the larger class; we add turns instead (the
+ground-truth video, as if a later turn found it, or the highest-ranked wrong video), so no query is lost.
 
 `read_reference_sft` reads the reference release's one-turn SFT file (`sft_data/train_oneturn.json`)
 into the same records.
@@ -21,21 +22,27 @@ import math
 import os
 import random
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from videosearch.atomic import write_text_atomic
 from videosearch.corpus.annotations import read_moments
 from videosearch.corpus.types import Moment
+from videosearch.corpus.video import read_frames
 from videosearch.corpus.world import SPLITS, load_video_specs
 from videosearch.corpus.world_queries import Claim
 from videosearch.corpus.world_spec import VideoSpec
 from videosearch.engine import SearchEngine
 from videosearch.errors import AnnotationError, ConfigError, VideosearchError
 from videosearch.folders import FolderInUseError
+from videosearch.policy.event_log import LogEntry, read_clip
 from videosearch.policy.format import format_output, parse_output
+from videosearch.policy.frame_encoder import FrameEncoder
+from videosearch.policy.policy import PolicyConfig
+from videosearch.progress import track
 from videosearch.train.reasoning import rewrite_query, verification_reasoning
 
 logger = logging.getLogger(__name__)
@@ -91,8 +98,8 @@ class _Turn:
 
 # ---- building ---------------------------------------------------------------------------------------------------
 def build_world_sft_data(world_dir: str | Path, index_dir: str | Path, split: str = "train", *, seed: int = 0,
-                         hqr_fraction: float = 0.25, max_examples: int | None = None,
-                         k: int = 10) -> tuple[list[SFTExample], SFTStats]:
+                         hqr_fraction: float = 0.25, max_examples: int | None = None, k: int = 10,
+                         reader: PolicyConfig | None = None) -> tuple[list[SFTExample], SFTStats]:
     """Rank every query of `<world>/<split>.jsonl` with the index, then `build_sft_examples`.
 
     Args:
@@ -101,6 +108,8 @@ def build_world_sft_data(world_dir: str | Path, index_dir: str | Path, split: st
         split: "train", "val" or "test".
         seed, hqr_fraction, max_examples: as in `build_sft_examples`.
         k: ranking depth; the highest-ranked wrong video must be within it.
+        reader: the policy the examples are for; when it names a frame encoder, the reasoning quotes the event
+            log of each shown video, sampled at the policy's fps and frame limit.
 
     Raises:
         ConfigError: the world is incomplete or the split unknown.
@@ -114,8 +123,22 @@ def build_world_sft_data(world_dir: str | Path, index_dir: str | Path, split: st
     engine = SearchEngine.load(index_dir)
     annotations = world / f"{split}.jsonl"
     ranked = rank_videos(engine, read_moments(annotations).moments, k=k)
+    logs = None
+    if reader is not None and reader.frame_encoder:
+        logs = _event_logs(FrameEncoder.from_pretrained(reader.frame_encoder), world / "videos" / split, reader)
     return build_sft_examples(annotations, load_video_specs(world, split), ranked, seed=seed,
-                              hqr_fraction=hqr_fraction, max_examples=max_examples)
+                              hqr_fraction=hqr_fraction, max_examples=max_examples, logs=logs)
+
+
+def _event_logs(encoder: FrameEncoder, videos: Path, reader: PolicyConfig) -> Callable[[str], tuple[str, list]]:
+    """video id -> the encoder's event log of `<videos>/<id>.mp4`, read once."""
+    size = (encoder.config.frame_size, encoder.config.frame_size)
+
+    @cache
+    def log(video_id: str) -> tuple[str, list[LogEntry]]:
+        clip = read_frames(videos / f"{video_id}.mp4", fps=reader.fps, max_frames=reader.max_frames, size=size)
+        return read_clip(encoder, clip)
+    return log
 
 
 def rank_videos(engine: SearchEngine, moments: Sequence[Moment], k: int = 10,
@@ -131,7 +154,9 @@ def rank_videos(engine: SearchEngine, moments: Sequence[Moment], k: int = 10,
 
 def build_sft_examples(annotations_path: str | Path, video_specs: Mapping[str, dict],
                        ranked: Mapping[str, Sequence[str]], *, seed: int, hqr_fraction: float = 0.25,
-                       max_examples: int | None = None) -> tuple[list[SFTExample], SFTStats]:
+                       max_examples: int | None = None,
+                       logs: Callable[[str], tuple[str, list[LogEntry]]] | None = None,
+                       ) -> tuple[list[SFTExample], SFTStats]:
     """Verification turns for every query of a world split, balanced 50/50 matched / not matched, shuffled.
 
     Args:
@@ -141,6 +166,7 @@ def build_sft_examples(annotations_path: str | Path, video_specs: Mapping[str, d
         seed: makes the balancing, the HQR choice, the subset and the order deterministic.
         hqr_fraction: the share of examples in HQR mode (rewritten query instead of <REFINE>).
         max_examples: keep at most this many (balanced) examples.
+        logs: video id -> its event log (scene, entries); the reasoning of each kept turn then quotes it.
 
     Returns:
         The examples, in shuffled order, and their counts.
@@ -172,6 +198,8 @@ def build_sft_examples(annotations_path: str | Path, video_specs: Mapping[str, d
         rng.shuffle(positives)
         rng.shuffle(negatives)
         turns = positives[: (max_examples + 1) // 2] + negatives[: max_examples // 2]
+    if logs is not None:
+        turns = [_read_log(t, specs[t.shown], logs(t.shown)) for t in track(turns, "reading the event logs")]
     hqr = set(rng.sample(range(len(turns)), round(hqr_fraction * len(turns))))
     examples = [_example(t, "hqr" if i in hqr else "sqr") for i, t in enumerate(turns)]
     rng.shuffle(examples)
@@ -217,6 +245,12 @@ def _judge(query: _Query, shown: str, specs: Mapping[str, VideoSpec]) -> _Turn |
     if matched != (shown == query.gt_video_id):
         return None
     return _Turn(query, shown, matched, think, span_s)
+
+
+def _read_log(turn: _Turn, spec: VideoSpec, log: tuple[str, list[LogEntry]]) -> _Turn:
+    """The turn with its reasoning (and a match's span) taken from the shown video's event log."""
+    _, think, span_s = verification_reasoning(turn.query.claim, spec, log)
+    return replace(turn, think=think, span_s=span_s)
 
 
 def _example(turn: _Turn, mode: str) -> SFTExample:
