@@ -79,32 +79,37 @@ def log_reasoning(claim: Claim, scene: str, log: list[LogEntry]) -> tuple[str, L
         return f"{asked} This video is in the {scene}.", None
     entry = matching_entry(claim, scene, log)
     quote = str(entry) if entry is not None else _quote(claim.actor, claim.kind, claim.param, log)
-    if claim.other is not None and any(e.names(claim.actor) and (e.kind, e.param) == (claim.kind, claim.param)
-                                       for e in log):
+    if claim.other is not None and _doing(claim.actor, claim.kind, claim.param, log):
         quote += "; " + _quote(claim.other, claim.other_kind, claim.other_param, log)
     return f"{asked} Seen: {quote}. {_difference(claim, log) if entry is None else 'It matches.'}", entry
+
+
+def _coloured(ref: ActorRef, log: list[LogEntry]) -> list[LogEntry]:
+    """The entries of the actor of `ref`'s colour and shape, whatever its size."""
+    return [e for e in log if e.names(ActorRef(ref.shape, ref.colour, ""))]
+
+
+def _doing(ref: ActorRef, kind: str, param: str, log: list[LogEntry]) -> list[LogEntry]:
+    """The entries of the actor `ref` names (size included) doing (kind, param)."""
+    return [e for e in log if e.names(ref) and (e.kind, e.param) == (kind, param)]
 
 
 def _quote(ref: ActorRef, kind: str, param: str, log: list[LogEntry]) -> str:
     """The log's entry of the actor of `ref`'s colour and shape that does (kind, param), else its first, else
     "<colour> <shape> not seen": it starts with the words the restated query just wrote, whatever the log holds."""
-    entries = [e for e in log if e.names(ActorRef(ref.shape, ref.colour, ""))]
-    doing = [e for e in entries if (e.kind, e.param) == (kind, param) and e.names(ref)]
-    return str((doing or entries)[0]) if entries else f"{ref.colour} {ref.shape} not seen"
+    entries = _doing(ref, kind, param, log) or _coloured(ref, log)
+    return str(entries[0]) if entries else f"{ref.colour} {ref.shape} not seen"
 
 
 def _difference(claim: Claim, log: list[LogEntry]) -> str:
     """Where the log first departs from a claim it does not show: actor, size, action, the other actor, order."""
-    coloured = [e for e in log if e.names(ActorRef(claim.actor.shape, claim.actor.colour, ""))]
-    own = [e for e in coloured if e.names(claim.actor)]
-    if not coloured:
+    if not _coloured(claim.actor, log):
         return "The actor is missing."
-    if not own:
+    if not any(e.names(claim.actor) for e in log):
         return "The size differs."
-    if not any((e.kind, e.param) == (claim.kind, claim.param) for e in own):
+    if not _doing(claim.actor, claim.kind, claim.param, log):
         return "The action differs."
-    if claim.other is not None and not any((e.kind, e.param) == (claim.other_kind, claim.other_param)
-                                           and e.names(claim.other) for e in log):
+    if claim.other is not None and not _doing(claim.other, claim.other_kind, claim.other_param, log):
         return "The other actor's action is missing."
     return "The order differs."
 

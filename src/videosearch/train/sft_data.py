@@ -130,7 +130,8 @@ def build_world_sft_data(world_dir: str | Path, index_dir: str | Path, split: st
                               hqr_fraction=hqr_fraction, max_examples=max_examples, logs=logs)
 
 
-def _event_logs(encoder: FrameEncoder, videos: Path, reader: PolicyConfig) -> Callable[[str], tuple[str, list]]:
+def _event_logs(encoder: FrameEncoder, videos: Path,
+                reader: PolicyConfig) -> Callable[[str], tuple[str, list[LogEntry]]]:
     """video id -> the encoder's event log of `<videos>/<id>.mp4`, read once."""
     size = (encoder.config.frame_size, encoder.config.frame_size)
 
