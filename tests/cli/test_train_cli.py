@@ -50,6 +50,7 @@ def test_sft_data_with_a_frame_encoder_quotes_its_event_logs(run_cli, small_worl
         (("--world", "{world}", "--index", "{index}", "--split", "val"), "has no spec in this split"),
         (("--world", "{world}", "--index", "{index}", "--split", "dev"), "split='dev'"),
         (("--world", "{world}", "--index", "{index}", "--split", "test", "--hqr-fraction", "2"), "hqr_fraction"),
+        (("--world", "{world}", "--index", "{index}", "--split", "test", "--max-examples", "0"), "max_examples"),
         (("--world", "{world}", "--index", "{index}", "--split", "test", "--frame-encoder", "{missing}"),
          "not a trained frame encoder"),
     ],

@@ -115,6 +115,7 @@ def build_world_sft_data(world_dir: str | Path, index_dir: str | Path, split: st
         ConfigError: the world is incomplete or the split unknown.
         VideosearchError: the index is missing, or holds videos that are not of this split.
     """
+    _check_sampling(hqr_fraction, max_examples)  # before ranking and logging: a bad option fails at once
     world = Path(world_dir)
     if not (world / "world.json").exists():
         raise ConfigError(f"{world} is not a complete synthetic world: run `videosearch world generate --out {world}`")
@@ -128,6 +129,13 @@ def build_world_sft_data(world_dir: str | Path, index_dir: str | Path, split: st
         logs = _event_logs(FrameEncoder.from_pretrained(reader.frame_encoder), world / "videos" / split, reader)
     return build_sft_examples(annotations, load_video_specs(world, split), ranked, seed=seed,
                               hqr_fraction=hqr_fraction, max_examples=max_examples, logs=logs)
+
+
+def _check_sampling(hqr_fraction: float, max_examples: int | None) -> None:
+    if not 0.0 <= hqr_fraction <= 1.0:
+        raise ConfigError(f"hqr_fraction must be in [0, 1] (got {hqr_fraction})")
+    if max_examples is not None and max_examples < 1:
+        raise ConfigError(f"max_examples must be >= 1 or None for all (got {max_examples})")
 
 
 def _event_logs(encoder: FrameEncoder, videos: Path,
@@ -176,10 +184,7 @@ def build_sft_examples(annotations_path: str | Path, video_specs: Mapping[str, d
         AnnotationError: the annotations are malformed or have no `claim` (not a synthetic world).
         VideosearchError: a query has no ranking, or a ranked video has no spec (the index is not over this split).
     """
-    if not 0.0 <= hqr_fraction <= 1.0:
-        raise ConfigError(f"hqr_fraction must be in [0, 1] (got {hqr_fraction})")
-    if max_examples is not None and max_examples < 1:
-        raise ConfigError(f"max_examples must be >= 1 or None for all (got {max_examples})")
+    _check_sampling(hqr_fraction, max_examples)
     rng = random.Random(seed)
     specs = {vid: VideoSpec.from_dict(row) for vid, row in video_specs.items()}
     queries = _world_queries(Path(annotations_path), ranked)
