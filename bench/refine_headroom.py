@@ -159,9 +159,9 @@ def latent_spread(checkpoint: Path, data: Path, index: Path) -> dict[str, float]
         latents = rollout_latents(policy.vision.step_fn(policy.lm, state.cache), policy.sqr, state.refine_hidden,
                                   state.attention_mask, policy.config.n_latents)
         queries = torch.from_numpy(engine.embedder.embed_text([e.query for e in examples]))
+        inserted_norm = round(float(policy.sqr.to_embedder(latents).norm(dim=-1).mean()), 2)
     return {"hidden_at_refine": spread(state.refine_hidden), "z1": spread(latents[:, 0]),
-            "all_latents": spread(latents), "queries": spread(queries),
-            "inserted_latent_norm": round(float(policy.sqr.to_embedder(latents).norm(dim=-1).mean()), 2)}
+            "all_latents": spread(latents), "queries": spread(queries), "inserted_latent_norm": inserted_norm}
 
 
 def main(argv: list[str] | None = None) -> int:
