@@ -29,11 +29,15 @@ from pathlib import Path
 
 import torch
 
+from videosearch.agent.videos import VideoCache
 from videosearch.corpus.world_queries import Claim
 from videosearch.engine import SearchEngine
 from videosearch.errors import VideosearchError
+from videosearch.policy.policy import Policy
+from videosearch.policy.rollout import rollout_latents
 from videosearch.policy.sqr import RefineGate, SQRHead
 from videosearch.train.reasoning import rewrite_query
+from videosearch.train.sft_data import read_sft_examples
 
 TURNS, TAU, N_LATENTS = 3, 0.05, 8
 Refine = Callable[[int, int], torch.Tensor]  # (query row, shown video row) -> (D,) refined unit query
@@ -136,11 +140,6 @@ def text_tower_refiner(train: Split, test: Split, from_query: bool, steps: int) 
 
 def latent_spread(checkpoint: Path, data: Path, index: Path) -> dict[str, float]:
     """Mean pairwise cosine, over 32 not-matched SFT turns, of what the SQR head reads and writes."""
-    from videosearch.agent.videos import VideoCache
-    from videosearch.policy.policy import Policy
-    from videosearch.policy.rollout import rollout_latents
-    from videosearch.train.sft_data import read_sft_examples
-
     engine = SearchEngine.load(index)
     examples = [e for e in read_sft_examples(data) if e.mode == "sqr" and not e.matched][:32]
     if len(examples) < 2:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -10,6 +13,20 @@ import torch
 from videosearch.corpus.annotations import read_moments
 from videosearch.engine import SearchEngine
 from videosearch.policy.policy import Policy, PolicyConfig
+
+
+@pytest.fixture
+def load_bench() -> Callable[[str], ModuleType]:
+    """`bench/<name>.py` as a module: the benchmarks are scripts, not a package."""
+
+    def load(name: str) -> ModuleType:
+        path = Path(__file__).resolve().parents[2] / "bench" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"{name}_bench", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 @pytest.fixture

@@ -3,35 +3,27 @@ tables fit 80 columns, the last line is JSON, and a rerun reuses the predictions
 
 from __future__ import annotations
 
-import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from videosearch.engine import SearchEngine
 from videosearch.policy.policy import Policy
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "decompose.py"
 
-
-def _load_bench() -> object:
-    spec = importlib.util.spec_from_file_location("decompose_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_decompose_runs_every_setting_and_resumes(engine: SearchEngine, policy: Policy, small_world: Path,
-                                                  tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_decompose_runs_every_setting_and_resumes(load_bench: Callable[[str], ModuleType], engine: SearchEngine,
+                                                  policy: Policy, small_world: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
     engine.save(tmp_path / "index")
     policy.config.max_new_tokens = 16  # room for the oracle judge's forced verdict, spelled out by the tiny tokenizer
     policy.save(tmp_path / "policy")
-    bench = _load_bench()
+    bench = load_bench("decompose")
     args = ["--index", str(tmp_path / "index"), "--annotations", str(small_world / "test.jsonl"), "--checkpoint",
             str(tmp_path / "policy"), "--out", str(tmp_path / "out"), "--limit", "3", "--oracle-steps", "2"]
-    assert bench.main(args) == 0  # type: ignore[attr-defined]
+    assert bench.main(args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert max(len(line) for line in lines[:-1]) <= 80, "\n".join(lines)
     result = json.loads(lines[-1])
@@ -57,18 +49,19 @@ def test_decompose_runs_every_setting_and_resumes(engine: SearchEngine, policy: 
         assert all(d["ci_low"] <= d["delta"] <= d["ci_high"] for d in deltas.values())
 
     before = {p.name: p.read_text() for p in (tmp_path / "out" / "limit-3").iterdir()}
-    assert bench.main(args) == 0  # type: ignore[attr-defined]
+    assert bench.main(args) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1]) == result
     assert {p.name: p.read_text() for p in (tmp_path / "out" / "limit-3").iterdir()} == before, "reused"
 
 
-def test_decompose_without_a_checkpoint_is_a_clear_error(engine: SearchEngine, small_world: Path, tmp_path: Path,
+def test_decompose_without_a_checkpoint_is_a_clear_error(load_bench: Callable[[str], ModuleType],
+                                                         engine: SearchEngine, small_world: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from videosearch import shipped
 
     monkeypatch.setattr(shipped, "REPO_ROOT", tmp_path / "repo")
     engine.save(tmp_path / "index")
-    code = _load_bench().main(["--index", str(tmp_path / "index"), "--annotations",  # type: ignore[attr-defined]
-                               str(small_world / "test.jsonl"), "--limit", "2"])
+    code = load_bench("decompose").main(["--index", str(tmp_path / "index"), "--annotations",
+                                         str(small_world / "test.jsonl"), "--limit", "2"])
     assert code == 2 and "no shipped checkpoint at" in capsys.readouterr().err

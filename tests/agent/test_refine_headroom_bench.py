@@ -3,9 +3,10 @@ the last line is JSON, and an index of the wrong videos ends in a one-line error
 
 from __future__ import annotations
 
-import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -13,20 +14,13 @@ from videosearch.engine import SearchEngine
 from videosearch.policy.policy import Policy
 from videosearch.train.sft_data import build_world_sft_data, write_sft_examples
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "refine_headroom.py"
 ROWS = ("walk", "away_from_shown_0.1", "away_from_shown_0.3", "rewrite", "linear_q", "linear_q_shown",
         "latent_prompt", "latents_from_q")
 
 
-def _load_bench() -> object:
-    spec = importlib.util.spec_from_file_location("refine_headroom_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-def test_every_refinement_is_walked_and_the_latents_measured(engine: SearchEngine, policy: Policy,
+def test_every_refinement_is_walked_and_the_latents_measured(load_bench: Callable[[str], ModuleType],
+                                                             engine: SearchEngine, policy: Policy,
                                                              small_world: Path, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture) -> None:
     engine.save(tmp_path / "test_index")
@@ -39,7 +33,7 @@ def test_every_refinement_is_walked_and_the_latents_measured(engine: SearchEngin
             str(tmp_path / "test_index"), "--linear-steps", "3", "--latent-steps", "2", "--checkpoint",
             str(tmp_path / "policy"), "--data", str(tmp_path / "sft.jsonl"),
             "--data-index", str(tmp_path / "test_index")]
-    assert _load_bench().main(args) == 0  # type: ignore[attr-defined]
+    assert load_bench("refine_headroom").main(args) == 0
     result = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert all(0.0 <= result[row] <= 100.0 for row in ROWS)
     queries = _queries(small_world)
@@ -54,11 +48,12 @@ def _queries(world: Path) -> list[tuple[str, str]]:
     return [(a["fig_desc"], a["video"]) for a in lines]
 
 
-def test_an_index_of_other_videos_is_a_one_line_error(engine: SearchEngine, small_world: Path, tmp_path: Path,
+def test_an_index_of_other_videos_is_a_one_line_error(load_bench: Callable[[str], ModuleType],
+                                                      engine: SearchEngine, small_world: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture) -> None:
     engine.save(tmp_path / "test_index")  # given as the train split's index: it holds none of its videos
     args = ["--world", str(small_world), "--train-index", str(tmp_path / "test_index"), "--index",
             str(tmp_path / "test_index")]
-    code = _load_bench().main(args)  # type: ignore[attr-defined]
+    code = load_bench("refine_headroom").main(args)
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after the weights' loading bar
     assert code == 2 and err.startswith("error:") and "holds none of the videos" in err and "train.jsonl" in err
