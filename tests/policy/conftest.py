@@ -20,4 +20,5 @@ def perturb() -> Callable[[Policy], None]:
                 if "lora_B" in name:
                     param.normal_(std=0.05)
             policy.sqr.refine_projector[3].weight.normal_(std=0.02)
+            policy.sqr.refine_hidden_centre.mean.normal_()
     return randomise

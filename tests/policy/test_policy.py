@@ -70,6 +70,25 @@ def test_checkpoint_round_trip_gives_the_same_outputs(perturb, policy: Policy, t
     torch.testing.assert_close(loaded.refine(after), policy.refine(before), atol=1e-3, rtol=1e-3)
 
 
+def test_a_checkpoint_without_the_hidden_centre_loads_uncentred(perturb, policy: Policy, tmp_path: Path,
+                                                               mini_embedder: MiniEmbedder) -> None:
+    """Checkpoints written before the centre existed (and the reference's) lack `refine_hidden_centre`: zeros."""
+    from safetensors.torch import load_file, save_file
+    perturb(policy)
+    policy.save(tmp_path / "ckpt")
+    loaded = Policy.load(tmp_path / "ckpt", mini_embedder)
+    torch.testing.assert_close(loaded.sqr.refine_hidden_centre.mean, policy.sqr.refine_hidden_centre.mean)
+    heads = load_file(tmp_path / "ckpt" / "policy_heads.safetensors")
+    del heads["refine_hidden_centre.mean"]
+    save_file(heads, tmp_path / "ckpt" / "policy_heads.safetensors")
+    old = Policy.load(tmp_path / "ckpt", mini_embedder)
+    assert old.sqr.refine_hidden_centre.mean.abs().sum() == 0
+    del heads["refine_projector.0.weight"]
+    save_file(heads, tmp_path / "ckpt" / "policy_heads.safetensors")
+    with pytest.raises(ConfigError, match="refine_projector.0.weight"):
+        Policy.load(tmp_path / "ckpt", mini_embedder)
+
+
 def test_sft_step_trains_lora_projectors_head_and_the_refine_row(policy: Policy) -> None:
     policy.train()
     target = format_output("the circle is blue, not red", False)
@@ -78,7 +97,7 @@ def test_sft_step_trains_lora_projectors_head_and_the_refine_row(policy: Policy)
     assert batch.refine_rows.tolist() == [True, False], "only targets ending with <REFINE> roll out latents"
     from videosearch.policy.rollout import rollout_latents
     latents = rollout_latents(policy.vision.step_fn(policy.lm, batch.cache), policy.sqr, batch.refine_hidden,
-                              batch.attention_mask, 4)
+                              batch.attention_mask, policy.config.n_latents)
     probe = torch.randn_like(latents[:, :, :1])  # a loss with a non-zero gradient at z = 0
     (batch.ce_loss + (policy.sqr.to_embedder(latents)[batch.refine_rows] * probe[batch.refine_rows]).sum()).backward()
     grads = {n: p.grad for n, p in policy.named_parameters() if p.requires_grad}

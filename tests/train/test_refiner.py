@@ -28,6 +28,8 @@ def test_only_the_sqr_head_trains_and_the_checkpoint_loads(sft_inputs: tuple[Pat
     old, new = before.heads().state_dict(), after.heads().state_dict()
     assert not torch.equal(old["refine_projector.3.weight"], new["refine_projector.3.weight"])
     assert new["refine_gate.weight"] != 0, "the gate opens"
+    centre = "refine_hidden_centre.mean"
+    assert old[centre].abs().sum() == 0 and new[centre].abs().sum() > 0, "the stage fits the centre"
     torch.testing.assert_close(old["vision_projector.0.weight"], new["vision_projector.0.weight"])
     for (name, a), b in zip(before.lm.state_dict().items(), after.lm.state_dict().values()):
         torch.testing.assert_close(a, b, msg=f"{name} changed")
@@ -36,3 +38,5 @@ def test_only_the_sqr_head_trains_and_the_checkpoint_loads(sft_inputs: tuple[Pat
     assert len(log) >= 3 and all(r["infonce"] > 0 for r in log)
     with pytest.raises(ConfigError, match="needs `checkpoint`"):
         train_refiner(RefinerTrainConfig(out=str(tmp_path / "x")))
+    with pytest.raises(ConfigError, match="centre_momentum"):
+        RefinerTrainConfig(centre_momentum=0)

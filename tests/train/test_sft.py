@@ -90,6 +90,19 @@ def test_sft_trains_checkpoints_what_it_trains_and_resumes(sft_inputs: tuple[Pat
     assert steps == [1, 2, 3]
 
 
+def test_sft_without_infonce_leaves_the_sqr_head_to_its_own_stage(sft_inputs: tuple[Path, Path], tmp_path: Path,
+                                                                   engine: SearchEngine) -> None:
+    """infonce_weight 0 skips the latent rollout: the head keeps its initial weights (not even weight decay)."""
+    data, index = sft_inputs
+    final = train_sft(_config(data, index, tmp_path / "run", infonce_weight=0.0, epochs=1, max_examples=4))
+    assert all(json.loads(line)["infonce"] == 0 for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines())
+    torch.manual_seed(0)  # the seed SFT creates its policy under
+    fresh = Policy.create(PolicyConfig(preset="tiny-mini", n_latents=3), engine.embedder).heads().state_dict()
+    trained = Policy.load(final, engine.embedder).heads().state_dict()
+    torch.testing.assert_close(trained["refine_projector.3.weight"], fresh["refine_projector.3.weight"])
+    assert not torch.equal(trained["vision_projector.0.weight"], fresh["vision_projector.0.weight"])
+
+
 def test_sft_input_errors_are_clear(sft_inputs: tuple[Path, Path], tmp_path: Path, small_world: Path) -> None:
     data, index = sft_inputs
     with pytest.raises(ConfigError, match="needs `data`"):

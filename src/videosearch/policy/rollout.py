@@ -40,6 +40,7 @@ def rollout_latents(
     refine_hidden: torch.Tensor,
     attention_mask: torch.Tensor,
     n_latents: int = 8,
+    read: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Roll out `n_latents` latents on the cache.
 
@@ -49,15 +50,19 @@ def rollout_latents(
         refine_hidden: float (B, H), final-norm hidden state at each row's `<REFINE>` token.
         attention_mask: long (B, L), 1 for real tokens of the cached sequence (left padding allowed).
         n_latents: N, the number of latents.
+        read: when given, the (B, H) hidden state read at each of the N positions is appended to it.
 
     Returns:
         float (B, N, D) latents z_1..z_N.
     """
+    read = [] if read is None else read
+    read.append(refine_hidden)
     latents = [head.latent(refine_hidden)]  # (B, D)
     mask = attention_mask
-    for _ in range(n_latents - 1):
+    for position in range(1, n_latents):
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-        latents.append(head.latent(step(head.feed_back(latents[-1])[:, None], mask)))
+        read.append(step(head.feed_back(latents[-1])[:, None], mask))
+        latents.append(head.latent(read[-1], position))
     return torch.stack(latents, dim=1)
 
 
@@ -72,10 +77,10 @@ def rollout_latents_recomputed(
                    output_hidden_states=True)
     latents = [head.latent(_last_hidden(output))]
     embeds, mask = inputs_embeds, attention_mask
-    for _ in range(n_latents - 1):
+    for position in range(1, n_latents):
         embeds = torch.cat([embeds, head.feed_back(latents[-1])[:, None]], dim=1)
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         output = model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, output_hidden_states=True)
-        latents.append(head.latent(_last_hidden(output)))
+        latents.append(head.latent(_last_hidden(output), position))
     return torch.stack(latents, dim=1)

@@ -6,7 +6,9 @@
 The policy's LM, LoRA and vision stay as SFT left them: each batch's prompt and target are run without gradient
 (one prefill, no backward through it), then the latent rollout on that cache, the embedder and InfoNCE are
 differentiated down to the SQR head. Only not-matched SQR examples with a known ground truth are used: at inference
-the refiner runs after a rejection. The gate of the refined query (`refine_gate`) learns at its own rate.
+the refiner runs after a rejection. The gate of the refined query (`refine_gate`) learns at its own rate. The
+first batch sets the centre the head subtracts from each hidden state it reads (`refine_hidden_centre`); later
+batches move it with `centre_momentum`, since the hidden states of the latent steps follow the head as it learns.
 """
 
 from __future__ import annotations
@@ -53,11 +55,14 @@ class RefinerTrainConfig:
     tau: float = 0.1
     negatives: int = 24
     ambiguity_margin: float = 0.0005
+    centre_momentum: float = 0.1  # how fast `refine_hidden_centre` follows the hidden states the head reads
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.gate_lr <= 0:
             raise ConfigError("refiner: epochs and batch_size must be >= 1, lr and gate_lr > 0")
+        if not 0 < self.centre_momentum <= 1:
+            raise ConfigError("refiner: centre_momentum must be in (0, 1]")
 
 
 def train_refiner(config: RefinerTrainConfig) -> Path:
@@ -103,8 +108,11 @@ def train_refiner(config: RefinerTrainConfig) -> Path:
             with torch.no_grad():  # the LM is frozen: no backward through the prompt
                 state = policy.sft_forward(queries, [videos[e.video_id] for e in batch], [e.target for e in batch],
                                            [e.mode for e in batch])
+            read: list[torch.Tensor] = []
             latents = rollout_latents(policy.vision.step_fn(policy.lm, state.cache), policy.sqr, state.refine_hidden,
-                                      state.attention_mask, policy.config.n_latents)
+                                      state.attention_mask, policy.config.n_latents, read)
+            # the first batch sets the centre of what the head reads; later ones follow the fed-back latents' drift
+            policy.sqr.refine_hidden_centre.track(torch.stack(read, 1), 1.0 if step == 0 else config.centre_momentum)
             original = torch.from_numpy(embedder.embed_text(queries))
             refined = policy.sqr.refined_query(
                 original, embedder.embed_text_with_latents(queries, policy.sqr.to_embedder(latents)))

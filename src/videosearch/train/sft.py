@@ -211,13 +211,14 @@ def train_sft(config: SFTConfig) -> Path:
 def _step(policy: Policy, embedder: Embedder, batch: list[SFTExample], videos: VideoCache,
           video_vectors: torch.Tensor, row_of: dict[str, int], config: SFTConfig,
           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(CE, InfoNCE) of one batch; InfoNCE is 0 when no row rolls out latents against a known positive."""
+    """(CE, InfoNCE) of one batch; InfoNCE is 0 (and no latents are rolled out) when its weight is 0 or no row
+    refines against a known positive."""
     queries = [e.query for e in batch]
     out = policy.sft_forward(queries, [videos[e.video_id] for e in batch], [e.target for e in batch],
                              [e.mode for e in batch], config.verdict_weight)
     rows = [i for i in out.refine_rows.nonzero().flatten().tolist()
             if not batch[i].matched and batch[i].gt_video_id in row_of]
-    if not rows:
+    if not rows or config.infonce_weight == 0:
         return out.ce_loss, torch.zeros(())
     latents = rollout_latents(policy.vision.step_fn(policy.lm, out.cache), policy.sqr, out.refine_hidden,
                               out.attention_mask, policy.config.n_latents)[rows]
