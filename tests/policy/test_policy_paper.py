@@ -62,7 +62,7 @@ def _recomputed_latents(policy: Policy, ids: torch.Tensor, video: VideoFrames, n
         out = policy.lm(inputs_embeds=embeds, position_ids=position_ids,
                         pixel_values_videos=video_inputs.pixel_values_videos,
                         video_grid_thw=video_inputs.video_grid_thw, output_hidden_states=True)
-        latents.append(policy.sqr.latent(out.hidden_states[-1][:, -1]))
+        latents.append(policy.sqr.latent(out.hidden_states[-1][:, -1], k))
     return torch.stack(latents, dim=1)
 
 
