@@ -6,12 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from videosearch.corpus.types import VideoFrames
 from videosearch.embed.mini import MiniEmbedder
 from videosearch.errors import ConfigError
 from videosearch.policy.format import format_output
-from videosearch.policy.policy import Policy, PolicyConfig
+from videosearch.policy.policy import HEADS_FILE, HIDDEN_MEAN, Policy, PolicyConfig
 from videosearch.policy.rollout import rollout_latents_recomputed
 
 
@@ -73,18 +74,17 @@ def test_checkpoint_round_trip_gives_the_same_outputs(perturb, policy: Policy, t
 def test_a_checkpoint_without_the_hidden_centre_loads_uncentred(perturb, policy: Policy, tmp_path: Path,
                                                                mini_embedder: MiniEmbedder) -> None:
     """Checkpoints written before the centre existed (and the reference's) lack `refine_hidden_centre`: zeros."""
-    from safetensors.torch import load_file, save_file
     perturb(policy)
     policy.save(tmp_path / "ckpt")
     loaded = Policy.load(tmp_path / "ckpt", mini_embedder)
     torch.testing.assert_close(loaded.sqr.refine_hidden_centre.mean, policy.sqr.refine_hidden_centre.mean)
-    heads = load_file(tmp_path / "ckpt" / "policy_heads.safetensors")
-    del heads["refine_hidden_centre.mean"]
-    save_file(heads, tmp_path / "ckpt" / "policy_heads.safetensors")
+    heads = load_file(tmp_path / "ckpt" / HEADS_FILE)
+    del heads[HIDDEN_MEAN]
+    save_file(heads, tmp_path / "ckpt" / HEADS_FILE)
     old = Policy.load(tmp_path / "ckpt", mini_embedder)
     assert old.sqr.refine_hidden_centre.mean.abs().sum() == 0
     del heads["refine_projector.0.weight"]
-    save_file(heads, tmp_path / "ckpt" / "policy_heads.safetensors")
+    save_file(heads, tmp_path / "ckpt" / HEADS_FILE)
     with pytest.raises(ConfigError, match="refine_projector.0.weight"):
         Policy.load(tmp_path / "ckpt", mini_embedder)
 

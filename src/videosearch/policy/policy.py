@@ -180,7 +180,7 @@ class Policy(nn.Module):
             missing, unexpected = policy.heads().load_state_dict(heads, strict=False)
         except RuntimeError as exc:  # a tensor of another shape
             raise ConfigError(f"{folder / HEADS_FILE} does not fit this policy: {str(exc).splitlines()[0]}") from None
-        missing = [k for k in missing if not k.endswith(HIDDEN_MEAN)]  # older and the reference's: no centring
+        missing = [k for k in missing if k != HIDDEN_MEAN]  # older and the reference's: no centring
         if missing or unexpected:
             raise ConfigError(f"{folder / HEADS_FILE} does not fit this policy (missing {missing[:3]}, "
                               f"unexpected {unexpected[:3]})")
