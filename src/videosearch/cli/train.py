@@ -114,7 +114,8 @@ def refiner_command(
     config: Path = typer.Option(None, "--config", help="YAML preset (its `refiner` section)."),
     override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
 ) -> None:
-    """Train only the SQR head: many InfoNCE steps on a frozen, SFT-trained policy (no backward through prompts)."""
+    """Train only the SQR head on a frozen, SFT-trained policy: each turn prefilled once, then many InfoNCE passes;
+    the epoch best on held-out turns is kept."""
     folder = train_refiner(load_config(RefinerTrainConfig, config, "refiner", override,
                                        **_given(checkpoint=checkpoint, data=data, index=index, out=out)))
     typer.echo(f"policy with the trained SQR head saved to {folder}")

@@ -297,12 +297,11 @@ class Policy(nn.Module):
         """Teacher-forced pass over prompt + target; CE on the target tokens only, the verdict token (the one after
         `<answer>`) weighted `verdict_weight` times. Targets ending with `<REFINE>` end their row there
         (left padding), so the cache is ready for the latent rollout."""
-        prompts = [self._prompt(q, v, m) for q, v, m in zip(queries, videos, modes)]
-        prompt_ids = [self._encode(p) for p in prompts]
-        target_ids = [self._encode(t) + ([] if t.endswith(REFINE_TOKEN) else [min(self.eos_ids)]) for t in targets]
+        pairs = [self._sft_ids(q, v, t, m) for q, v, t, m in zip(queries, videos, targets, modes)]
+        prompt_ids, target_ids = [p for p, _ in pairs], [t for _, t in pairs]
         length = max(len(p) + len(t) for p, t in zip(prompt_ids, target_ids))
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids)
-        ids = torch.full((len(prompts), length), pad, dtype=torch.long)
+        ids = torch.full((len(pairs), length), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
         labels = torch.full_like(ids, -100)
         weights = torch.zeros(ids.shape)
@@ -321,6 +320,16 @@ class Policy(nn.Module):
         weights = weights[:, -keep + 1:].flatten().to(per_token.device)
         ce = (per_token * weights).sum() / weights.sum().clamp(min=1e-8)
         return SFTBatch(ce, hidden, ids[:, -1] == self.refine_id, cache, mask)
+
+    def sft_lengths(self, queries: list[str], videos: list[VideoFrames], targets: list[str],
+                    modes: list[str]) -> list[int]:
+        """Tokens of each prompt + target as `sft_forward` lays them out: batches of like lengths pad less."""
+        return [sum(map(len, self._sft_ids(q, v, t, m))) for q, v, t, m in zip(queries, videos, targets, modes)]
+
+    def _sft_ids(self, query: str, video: VideoFrames, target: str, mode: str) -> tuple[list[int], list[int]]:
+        """(prompt ids, target ids); a target not ending with `<REFINE>` ends with end-of-sequence."""
+        ending = [] if target.endswith(REFINE_TOKEN) else [min(self.eos_ids)]
+        return self._encode(self._prompt(query, video, mode)), self._encode(target) + ending
 
     @property
     def device(self) -> torch.device:
