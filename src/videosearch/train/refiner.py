@@ -9,10 +9,10 @@ then only the latent rollout on that cache, the embedder and InfoNCE, differenti
 of like token lengths share a batch, so little of the prefill is padding. Only not-matched SQR examples with a known
 ground truth are used: at inference the refiner runs after a rejection. A held-out share of them scores the head
 after every epoch (and before the first, where q' = q); the epoch with the lowest held-out InfoNCE is kept, so
-the stage never ships a head that scores unseen turns worse than the original query does. The gate of the refined query (`refine_gate`)
-learns at its own rate. The first batch sets the centre the head subtracts from each hidden state it reads
-(`refine_hidden_centre`); later batches move it with `centre_momentum`, since the hidden states of the latent
-steps follow the head as it learns.
+the stage never ships a head that scores unseen turns worse than the original query does. The gate of the
+refined query (`refine_gate`) learns at its own rate. The first batch sets the centre the head subtracts from
+each hidden state it reads (`refine_hidden_centre`); later batches move it with `centre_momentum`, since the
+hidden states of the latent steps follow the head as it learns.
 """
 
 from __future__ import annotations
