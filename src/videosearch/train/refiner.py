@@ -118,6 +118,8 @@ def train_refiner(config: RefinerTrainConfig) -> Path:
     chunks = [chunks[i] for i in np.random.default_rng(config.seed).permutation(len(chunks))]  # held-out: random
     batches = [prefill_turns(policy, embedder, chunk, videos, row_of) for chunk in track(chunks, "prefilling turns")]
     held, fit = batches[:held_batches], batches[held_batches:]
+    n_held = sum(len(b.queries) for b in held)
+    first_query = sum(_first_among_unseen(b.original, video_vectors, b) for b in held)  # q's, the same every epoch
 
     contrast = SFTConfig(tau=config.tau, negatives=config.negatives, ambiguity_margin=config.ambiguity_margin)
 
@@ -136,17 +138,15 @@ def train_refiner(config: RefinerTrainConfig) -> Path:
     def score(epoch: int) -> dict:
         """Held-out InfoNCE (the same negatives' seeds every epoch) and how often the ground truth comes first
         among the videos not shown, under q and under q'."""
-        losses, first_query, first_refined = [], 0, 0
+        losses, first_refined = [], 0
         with torch.no_grad():
             for k, batch in enumerate(held):
                 loss, refined = refine(batch, torch.Generator().manual_seed(config.seed + 1000 + k))
                 losses.append(loss.item() * len(batch.queries))
-                first_query += _first_among_unseen(batch.original, video_vectors, batch)
                 first_refined += _first_among_unseen(refined, video_vectors, batch)
-        n = sum(len(b.queries) for b in held)
-        return {"epoch": epoch, "heldout_turns": n, "heldout_infonce": round(sum(losses) / n, 4),
-                "heldout_first_query": round(100 * first_query / n, 1),
-                "heldout_first_refined": round(100 * first_refined / n, 1),
+        return {"epoch": epoch, "heldout_turns": n_held, "heldout_infonce": round(sum(losses) / n_held, 4),
+                "heldout_first_query": round(100 * first_query / n_held, 1),
+                "heldout_first_refined": round(100 * first_refined / n_held, 1),
                 "gate": round(policy.sqr.refine_gate.weight.item(), 4)}
 
     gate = [policy.sqr.refine_gate.weight]
@@ -196,7 +196,6 @@ def train_refiner(config: RefinerTrainConfig) -> Path:
         write_text_atomic(folder / LOG_FILE, "".join(json.dumps(r) + "\n" for r in lines))
 
     publish_folder(out, write)
-    n_held = sum(len(b.queries) for b in held)
     logger.info("SQR head: %d fit and %d held-out turns, kept epoch %d of %d: %s", len(examples) - n_held, n_held,
                 kept, config.epochs, scores[kept] if held else records[-1])
     return out
@@ -211,8 +210,7 @@ def prefill_turns(policy: Policy, embedder: Embedder, turns: list[SFTExample], v
         state = policy.sft_forward(queries, [videos[e.video_id] for e in turns], [e.target for e in turns],
                                    [e.mode for e in turns])
     kv = [(layer.keys.half(), layer.values.half()) for layer in state.cache.layers]
-    for layer, (keys, values) in zip(state.cache.layers, kv):  # the fp32 prefill is freed
-        layer.keys, layer.values = keys, values
+    _load_cache(state.cache, kv)  # the fp32 prefill is freed
     return Prefilled(queries, state.cache, kv, state.refine_hidden, state.attention_mask,
                      torch.from_numpy(embedder.embed_text(queries)),
                      torch.tensor([row_of[e.gt_video_id] for e in turns]),
@@ -221,14 +219,18 @@ def prefill_turns(policy: Policy, embedder: Embedder, turns: list[SFTExample], v
 
 def roll_out(policy: Policy, batch: Prefilled, read: list[torch.Tensor] | None = None) -> torch.Tensor:
     """The SQR latents (B, N, D) on a prefilled batch; its cache is left as it was, so every epoch starts alike."""
-    for layer, (keys, values) in zip(batch.cache.layers, batch.kv):  # the rollout appends to fp32 copies
-        layer.keys, layer.values = keys.float(), values.float()
+    _load_cache(batch.cache, batch.kv, torch.float32)  # the rollout appends to fp32 copies
     try:
         return rollout_latents(policy.vision.step_fn(policy.lm, batch.cache), policy.sqr, batch.refine_hidden,
                                batch.attention_mask, policy.config.n_latents, read)
     finally:
-        for layer, (keys, values) in zip(batch.cache.layers, batch.kv):
-            layer.keys, layer.values = keys, values
+        _load_cache(batch.cache, batch.kv)
+
+
+def _load_cache(cache: object, kv: list[tuple[torch.Tensor, torch.Tensor]], dtype: torch.dtype | None = None) -> None:
+    """Make each layer of `cache` hold these (keys, values), as copies in `dtype` when one is given."""
+    for layer, (keys, values) in zip(cache.layers, kv):  # type: ignore[attr-defined]
+        layer.keys, layer.values = (keys, values) if dtype is None else (keys.to(dtype), values.to(dtype))
 
 
 def _first_among_unseen(vectors: torch.Tensor, video_vectors: torch.Tensor, batch: Prefilled) -> int:
