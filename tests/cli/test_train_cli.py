@@ -42,6 +42,17 @@ def test_sft_data_with_a_frame_encoder_quotes_its_event_logs(run_cli, small_worl
     assert len(thinks) == 4 and all(" Seen: " in t or " This video is in the " in t for t in thinks), thinks
 
 
+def test_sft_data_writes_the_sqr_heads_turns(run_cli, small_world: Path, test_index: Path, tmp_path: Path) -> None:
+    out = tmp_path / "turns.jsonl"
+    code, stdout, err = run_cli("train", "sft-data", "--world", small_world, "--index", test_index, "--out", out,
+                                "--split", "test", "--refine-turns", "2", "--max-examples", "12")
+    assert code == 0, err
+    turns = read_sft_examples(out)
+    later = sum(bool(t.seen) for t in turns)
+    assert len(turns) == 12 and not any(t.matched for t in turns) and 0 < later < 12
+    assert f"wrote 12 not-matched SQR turns to {out}: {12 - later} first turns, {later} later ones" in stdout
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
@@ -51,6 +62,8 @@ def test_sft_data_with_a_frame_encoder_quotes_its_event_logs(run_cli, small_worl
         (("--world", "{world}", "--index", "{index}", "--split", "dev"), "split='dev'"),
         (("--world", "{world}", "--index", "{index}", "--split", "test", "--hqr-fraction", "2"), "hqr_fraction"),
         (("--world", "{world}", "--index", "{index}", "--split", "test", "--max-examples", "0"), "max_examples"),
+        (("--world", "{world}", "--index", "{index}", "--split", "test", "--refine-turns", "-1"),
+         "turns must be >= 1"),
         (("--world", "{world}", "--index", "{index}", "--split", "test", "--frame-encoder", "{missing}"),
          "not a trained frame encoder"),
     ],

@@ -14,9 +14,16 @@ from videosearch.engine import SearchEngine
 from videosearch.errors import ConfigError
 from videosearch.policy.policy import Policy, PolicyConfig
 from videosearch.policy.rollout import rollout_latents
-from videosearch.train.refiner import RefinerTrainConfig, prefill_turns, roll_out, train_refiner
+from videosearch.train.refiner import (
+    Prefilled,
+    RefinerTrainConfig,
+    _first_among_unseen,
+    prefill_turns,
+    roll_out,
+    train_refiner,
+)
 from videosearch.train.sft import SFTConfig, train_sft
-from videosearch.train.sft_data import read_sft_examples
+from videosearch.train.sft_data import build_world_refine_turns, read_sft_examples, write_sft_examples
 
 
 def test_only_the_sqr_head_trains_and_the_checkpoint_loads(sft_inputs: tuple[Path, Path], tmp_path: Path,
@@ -88,3 +95,26 @@ def test_the_best_held_out_epoch_is_the_one_kept(sft_inputs: tuple[Path, Path], 
     assert gate == pytest.approx(kept[0]["gate"], abs=1e-4), "the checkpoint holds the kept epoch's head"
     with pytest.raises(ConfigError, match="holdout"):
         RefinerTrainConfig(holdout=1.0)
+
+
+def test_later_turns_train_the_head_and_their_seen_videos_do_not_count(sft_inputs: tuple[Path, Path],
+                                                                        small_world: Path, tmp_path: Path) -> None:
+    data, index = sft_inputs
+    turns = build_world_refine_turns(small_world, index, "test", turns=2, seed=0, max_examples=8)
+    assert any(t.seen for t in turns)
+    write_sft_examples(tmp_path / "turns.jsonl", turns)
+    sft = train_sft(SFTConfig(data=str(data), index=str(index), out=str(tmp_path / "sft"), batch_size=2,
+                              policy=PolicyConfig(preset="tiny-mini", n_latents=2, max_new_tokens=4),
+                              warmup_steps=1, negatives=6, max_examples=2))
+    out = train_refiner(RefinerTrainConfig(checkpoint=str(sft), data=str(tmp_path / "turns.jsonl"), index=str(index),
+                                           out=str(tmp_path / "refined"), epochs=1, batch_size=2, holdout=0.5,
+                                           negatives=6))
+    log = [json.loads(line) for line in (out / "refiner_log.jsonl").read_text().splitlines()]
+    assert sum("infonce" in r for r in log) == 2 and log[-1]["heldout_turns"] == 4
+
+    # three videos along one axis: the query is closest to video 0, then 1, then 2 (the ground truth)
+    videos = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.8, 0.2]])
+    batch = Prefilled(["q", "q"], None, [], torch.zeros(2, 1), torch.ones(2, 1), videos[:2], torch.tensor([2, 2]),
+                      torch.tensor([1, 0]), [[0], []])
+    query = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    assert _first_among_unseen(query, videos, batch) == 1, "row 0 has judged 0 and 1; row 1 still ranks 1 first"

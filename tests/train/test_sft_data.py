@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from videosearch.corpus.annotations import read_moments
 from videosearch.corpus.world import load_video_specs
 from videosearch.corpus.world_queries import Claim
 from videosearch.corpus.world_spec import VideoSpec
+from videosearch.engine import SearchEngine
 from videosearch.errors import AnnotationError, ConfigError, VideosearchError
 from videosearch.policy.event_log import LogEntry
 from videosearch.policy.format import parse_output
@@ -15,6 +17,8 @@ from videosearch.train.reasoning import rewrite_query
 from videosearch.train.sft_data import (
     SFTExample,
     build_sft_examples,
+    build_world_refine_turns,
+    rank_videos,
     read_reference_sft,
     read_sft_examples,
     write_sft_examples,
@@ -95,12 +99,32 @@ def test_inputs_that_cannot_make_sft_data_are_clear_errors(small_world: Path, tm
         build_sft_examples(plain, load_video_specs(small_world, "test"), ranked, seed=0)
 
 
+def test_refine_turns_are_the_walks_not_matched_turns(small_world: Path, engine: SearchEngine,
+                                                      tmp_path: Path) -> None:
+    engine.save(tmp_path / "index")
+    ranked = rank_videos(engine, read_moments(small_world / "test.jsonl").moments, k=10)
+    turns = build_world_refine_turns(small_world, tmp_path / "index", "test", turns=2, seed=0)
+    assert turns and any(t.seen for t in turns), "later turns are there"
+    for t in turns:
+        ranking = ranked[t.qid]
+        depth = ranking.index(t.video_id)
+        assert not t.matched and t.mode == "sqr" and t.video_id != t.gt_video_id and depth < 2
+        assert t.seen == tuple(ranking[:depth]) and t.gt_video_id not in t.seen, "the walk's earlier wrong videos"
+        assert parse_output(t.target).answer == "not_matched" and parse_output(t.target).has_refine
+    first_only = build_world_refine_turns(small_world, tmp_path / "index", "test", turns=1, seed=0)
+    assert sorted((t.qid, t.video_id) for t in first_only) == sorted((t.qid, t.video_id) for t in turns if not t.seen)
+    assert len(build_world_refine_turns(small_world, tmp_path / "index", "test", max_examples=3)) == 3
+    with pytest.raises(ConfigError, match="turns must be >= 1"):
+        build_world_refine_turns(small_world, tmp_path / "index", "test", turns=0)
+
+
 EXAMPLE = SFTExample(qid="7", query="the red circle grows", video_id="v1", gt_video_id="v1", matched=True,
                      span_s=(1.5, 4.0), target="<think>t</think> <answer>matched</answer>", mode="hqr")
 
 
 def test_write_then_read_round_trips(tmp_path: Path) -> None:
-    wrong = SFTExample(**{**EXAMPLE.__dict__, "video_id": "v2", "matched": False, "span_s": None, "mode": "sqr"})
+    wrong = SFTExample(**{**EXAMPLE.__dict__, "video_id": "v2", "matched": False, "span_s": None, "mode": "sqr",
+                          "seen": ("v3", "v4")})
     path = tmp_path / "sft" / "train.jsonl"
     write_sft_examples(path, [EXAMPLE, wrong])
     assert read_sft_examples(path) == [EXAMPLE, wrong]
@@ -122,6 +146,7 @@ GOOD = json.dumps({**EXAMPLE.__dict__, "span_s": [1.5, 4.0]})
         (json.dumps({**json.loads(GOOD), "span_s": [4.0, 1.5]}), "start <= end"),
         (json.dumps({**json.loads(GOOD), "span_s": [1.0]}), "field 'span_s'"),
         (json.dumps({**json.loads(GOOD), "matched": False}), "not-matched example has a span"),
+        (json.dumps({**json.loads(GOOD), "seen": "v3"}), "field 'seen' must be a list of video ids"),
     ],
 )
 def test_a_bad_line_names_the_file_line_and_the_fault(tmp_path: Path, line: str, fragment: str) -> None:

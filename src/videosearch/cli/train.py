@@ -14,7 +14,12 @@ from videosearch.train.frame_encoder import FrameEncoderTrainConfig, train_frame
 from videosearch.train.recipe import run_recipe
 from videosearch.train.refiner import RefinerTrainConfig, train_refiner
 from videosearch.train.sft import SFTConfig, train_sft
-from videosearch.train.sft_data import build_world_sft_data, check_sft_output, write_sft_examples
+from videosearch.train.sft_data import (
+    build_world_refine_turns,
+    build_world_sft_data,
+    check_sft_output,
+    write_sft_examples,
+)
 
 train_app = typer.Typer(help="Train the search policy: its frame encoder, SFT data and stage-1 SFT.",
                         no_args_is_help=True)
@@ -51,10 +56,21 @@ def sft_data_command(
     max_examples: int | None = typer.Option(None, "--max-examples", help="Keep at most N balanced examples."),
     frame_encoder: Path = typer.Option(None, "--frame-encoder", help="The policy's frame encoder (`train "
                                        "frame-encoder`): the reasoning then quotes its event log of each video."),
+    refine_turns: int = typer.Option(0, "--refine-turns", help="Write the SQR-head stage's turns instead: the "
+                                     "not-matched turns of the first N wrong videos of each missed query."),
 ) -> None:
-    """One verification turn per example, balanced 50/50 matched / not matched."""
+    """One verification turn per example, balanced 50/50 matched / not matched (or, with --refine-turns, the turns
+    after which an episode refines)."""
     check_sft_output(out)  # before the work: never replace a file that is not ours
     reader = PolicyConfig(frame_encoder=str(frame_encoder)) if frame_encoder is not None else None
+    if refine_turns:
+        turns = build_world_refine_turns(world, index, split, turns=refine_turns, seed=seed,
+                                         max_examples=max_examples, reader=reader)
+        write_sft_examples(out, turns)
+        later = sum(bool(t.seen) for t in turns)
+        typer.echo(f"wrote {len(turns)} not-matched SQR turns to {out}: {len(turns) - later} first turns, "
+                   f"{later} later ones")
+        return
     examples, stats = build_world_sft_data(world, index, split, seed=seed, hqr_fraction=hqr_fraction,
                                            max_examples=max_examples, reader=reader)
     write_sft_examples(out, examples)

@@ -1,7 +1,7 @@
 """The whole `mini` recipe from nothing, stage by stage: `videosearch train all --config configs/mini.yaml`.
 
     world -> retriever -> indexes (train, val) -> frame encoder -> SFT data -> SFT -> verdict calibration
-          -> SQR head -> export
+          -> SQR-head turns -> SQR head -> export
 
 Every stage writes its output under `runs` and is skipped when that output is complete, so a run killed at any
 point starts again at the stage it was in (SFT resumes from its last checkpoint). Each stage's wall time is
@@ -33,7 +33,7 @@ from videosearch.train.refiner import LOG_FILE as REFINER_LOG
 from videosearch.train.refiner import RefinerTrainConfig, train_refiner
 from videosearch.train.retriever import RetrieverTrainConfig, train_retriever
 from videosearch.train.sft import FINAL, SFTConfig, train_sft
-from videosearch.train.sft_data import build_world_sft_data, write_sft_examples
+from videosearch.train.sft_data import build_world_refine_turns, build_world_sft_data, write_sft_examples
 
 logger = logging.getLogger(__name__)
 TIMES_FILE = "recipe_times.json"
@@ -48,11 +48,15 @@ class RecipeConfig:
     world_seed: int = 0
     sft_examples: int = 0  # balanced SFT examples built from the train split (0 = every query's)
     hqr_fraction: float = 0.25
+    refine_examples: int = 1500  # not-matched turns the SQR-head stage trains on (0 = every one)
+    refine_turns: int = 2  # those turns come from the first N wrong videos of each missed query
     export: str = ""  # copy the trained retriever and policy here at the end ("" = do not)
 
     def __post_init__(self) -> None:
-        if self.sft_examples < 0:
-            raise ConfigError("recipe.sft_examples must be >= 0 (0 = all)")
+        if self.sft_examples < 0 or self.refine_examples < 0:
+            raise ConfigError("recipe.sft_examples and recipe.refine_examples must be >= 0 (0 = all)")
+        if self.refine_turns < 1:
+            raise ConfigError("recipe.refine_turns must be >= 1")
 
 
 def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> dict[str, float]:
@@ -63,6 +67,7 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
     world, retriever = runs / "world", runs / "retriever"
     index_train, index_val, encoder = runs / "index_train", runs / "index_val", runs / "frame_encoder"
     sft_data, sft_out, refined = runs / "sft_data" / "train.jsonl", runs / "sft", runs / "refiner"
+    refine_data = runs / "sft_data" / "refine_turns.jsonl"
     policy = sft_out / FINAL
 
     def build_index(split: str, out: Path) -> None:
@@ -75,6 +80,14 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
                                                max_examples=recipe.sft_examples or None, reader=sft.policy)
         write_sft_examples(sft_data, examples)
         logger.info("SFT data: %s", stats)
+
+    def refine_turns() -> None:
+        turns = build_world_refine_turns(world, index_train, "train", turns=recipe.refine_turns,
+                                         seed=recipe.world_seed, max_examples=recipe.refine_examples or None,
+                                         reader=sft.policy)
+        write_sft_examples(refine_data, turns)
+        logger.info("SQR-head turns: %d, %d of them after a first rejection", len(turns), sum(bool(t.seen)
+                                                                                              for t in turns))
 
     sft = load_config(SFTConfig, config_path, "sft", _section(overrides, "sft"), data=str(sft_data),
                       index=str(index_train), out=str(sft_out))
@@ -95,9 +108,10 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
         ("SFT", lambda: (policy / "policy.json").is_file(), lambda: train_sft(sft)),
         ("calibration", lambda: (policy / REPORT_FILE).is_file(),
          lambda: calibrate_verdict(policy, index_val, world / "val.jsonl")),
+        ("SQR-head turns", lambda: refine_data.is_file() and refine_data.stat().st_size > 0, refine_turns),
         ("SQR head", lambda: (refined / REFINER_LOG).is_file(),
          lambda: train_refiner(load_config(RefinerTrainConfig, config_path, "refiner", _section(overrides, "refiner"),
-                                           checkpoint=str(policy), data=str(sft_data), index=str(index_train),
+                                           checkpoint=str(policy), data=str(refine_data), index=str(index_train),
                                            out=str(refined)))),
     ]
     if recipe.export:

@@ -7,12 +7,13 @@ The policy's LM, LoRA and vision stay as SFT left them (the LoRA merged while th
 prompt and target are prefilled once, without gradient, and the cache is kept (fp16) for every epoch: a step is
 then only the latent rollout on that cache, the embedder and InfoNCE, differentiated down to the SQR head. Turns
 of like token lengths share a batch, so little of the prefill is padding. Only not-matched SQR examples with a known
-ground truth are used: at inference the refiner runs after a rejection. A held-out share of them scores the head
-after every epoch (and before the first, where q' = q); the epoch with the lowest held-out InfoNCE is kept, so
-the stage never ships a head that scores unseen turns worse than the original query does. The gate of the
-refined query (`refine_gate`) learns at its own rate. The first batch sets the centre the head subtracts from
-each hidden state it reads (`refine_hidden_centre`); later batches move it with `centre_momentum`, since the
-hidden states of the latent steps follow the head as it learns.
+ground truth are used: at inference the refiner runs after a rejection, at any turn, so the data holds later turns
+too (`build_world_refine_turns`: the walk's second wrong video, with the first one `seen`). A held-out share of
+them scores the head after every epoch (and before the first, where q' = q); the epoch with the lowest held-out
+InfoNCE is kept, so the stage never ships a head that scores unseen turns worse than the original query does.
+The gate of the refined query (`refine_gate`) learns at its own rate. The first batch sets the centre the head
+subtracts from each hidden state it reads (`refine_hidden_centre`); later batches move it with `centre_momentum`,
+since the hidden states of the latent steps follow the head as it learns.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class Prefilled:
     original: torch.Tensor  # (B, D) q
     positives: torch.Tensor  # long (B,) ground-truth rows of the corpus
     shown: torch.Tensor  # long (B,) the rejected video's rows
+    seen: list[list[int]]  # per turn, the rows judged at earlier turns (not shown again)
 
 
 def train_refiner(config: RefinerTrainConfig) -> Path:
@@ -98,7 +100,7 @@ def train_refiner(config: RefinerTrainConfig) -> Path:
     embedder = engine.embedder
     row_of = {v: i for i, v in enumerate(engine.video_ids)}
     examples = [e for e in read_sft_examples(config.data)
-                if e.mode == "sqr" and not e.matched and e.gt_video_id in row_of and e.video_id in row_of]
+                if e.mode == "sqr" and not e.matched and {e.gt_video_id, e.video_id, *e.seen} <= row_of.keys()]
     if not examples:
         raise ConfigError(f"{config.data} holds no not-matched SQR example whose videos are in {config.index}")
     held_batches = int(len(examples) * config.holdout) // config.batch_size  # whole batches: no turn is in both
@@ -214,7 +216,8 @@ def prefill_turns(policy: Policy, embedder: Embedder, turns: list[SFTExample], v
     return Prefilled(queries, state.cache, kv, state.refine_hidden, state.attention_mask,
                      torch.from_numpy(embedder.embed_text(queries)),
                      torch.tensor([row_of[e.gt_video_id] for e in turns]),
-                     torch.tensor([row_of[e.video_id] for e in turns]))
+                     torch.tensor([row_of[e.video_id] for e in turns]),
+                     [[row_of[v] for v in e.seen] for e in turns])
 
 
 def roll_out(policy: Policy, batch: Prefilled, read: list[torch.Tensor] | None = None) -> torch.Tensor:
@@ -234,7 +237,9 @@ def _load_cache(cache: object, kv: list[tuple[torch.Tensor, torch.Tensor]], dtyp
 
 
 def _first_among_unseen(vectors: torch.Tensor, video_vectors: torch.Tensor, batch: Prefilled) -> int:
-    """How many rows of `vectors` (B, D) rank their ground truth first among the videos they were not shown."""
+    """How many rows of `vectors` (B, D) rank their ground truth first among the videos not judged yet."""
     scores = vectors @ video_vectors.T
     scores[torch.arange(len(scores)), batch.shown] = float("-inf")
+    for row, seen in enumerate(batch.seen):
+        scores[row, seen] = float("-inf")
     return int((scores.argmax(1) == batch.positives).sum())

@@ -63,6 +63,7 @@ class SFTExample:
     span_s: tuple[float, float] | None  # the ground-truth span in seconds, on a match
     target: str  # the assistant turn, in the grammar of `policy.format`
     mode: str  # "sqr" (ends with <REFINE>) or "hqr" (a not-matched turn ends with <query>...</query>)
+    seen: tuple[str, ...] = ()  # videos judged at earlier turns of the episode (excluded from its search)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,47 @@ def build_world_sft_data(world_dir: str | Path, index_dir: str | Path, split: st
         VideosearchError: the index is missing, or holds videos that are not of this split.
     """
     _check_sampling(hqr_fraction, max_examples)  # before ranking and logging: a bad option fails at once
+    annotations, specs, ranked, logs = _load_split(world_dir, index_dir, split, reader, k)
+    return build_sft_examples(annotations, specs, ranked, seed=seed, hqr_fraction=hqr_fraction,
+                              max_examples=max_examples, logs=logs)
+
+
+def build_world_refine_turns(world_dir: str | Path, index_dir: str | Path, split: str = "train", *, turns: int = 2,
+                             seed: int = 0, max_examples: int | None = None,
+                             reader: PolicyConfig | None = None) -> list[SFTExample]:
+    """The turns after which an SQR episode refines, for the SQR-head stage: for queries whose top-1 video is
+    wrong, the not-matched turn showing each of the first `turns` wrong videos of the ranking (the walk's turns,
+    stopping at the ground truth), the earlier ones `seen`. Queries are drawn at random, all their turns kept,
+    until `max_examples`. Inputs and errors as `build_world_sft_data`."""
+    if turns < 1:
+        raise ConfigError(f"turns must be >= 1 (got {turns})")
+    _check_sampling(0.0, max_examples)
+    annotations, rows, ranked, logs = _load_split(world_dir, index_dir, split, reader, max(10, turns))
+    queries = _world_queries(annotations, ranked)
+    specs = {vid: VideoSpec.from_dict(row) for vid, row in rows.items()}
+    random.Random(seed).shuffle(queries)
+    walked: list[tuple[_Turn, tuple[str, ...]]] = []
+    for query in queries:
+        if max_examples is not None and len(walked) >= max_examples:
+            break
+        shown = query.ranking[: query.ranking.index(query.gt_video_id)] if query.gt_video_id in query.ranking \
+            else query.ranking
+        for depth, video in enumerate(shown[:turns]):
+            turn = _judge(query, video, specs)
+            if turn is not None:  # None: the reasoning disagrees with the ground truth (counted by SFT data)
+                walked.append((turn, tuple(shown[:depth])))
+    walked = walked[:max_examples]
+    if logs is not None:
+        walked = [(_read_log(t, specs[t.shown], logs(t.shown)), seen)
+                  for t, seen in track(walked, "reading the event logs")]
+    return [replace(_example(t, "sqr"), seen=seen) for t, seen in walked]
+
+
+def _load_split(world_dir: str | Path, index_dir: str | Path, split: str, reader: PolicyConfig | None, k: int,
+                ) -> tuple[Path, dict[str, dict], dict[str, list[str]],
+                           Callable[[str], tuple[str, list[LogEntry]]] | None]:
+    """The split's annotations file, its video specs, each query's top-k by the index and (with a frame encoder)
+    the event logs of its videos."""
     world = Path(world_dir)
     if not (world / "world.json").exists():
         raise ConfigError(f"{world} is not a complete synthetic world: run `videosearch world generate --out {world}`")
@@ -127,8 +169,7 @@ def build_world_sft_data(world_dir: str | Path, index_dir: str | Path, split: st
     logs = None
     if reader is not None and reader.frame_encoder:
         logs = _event_logs(FrameEncoder.from_pretrained(reader.frame_encoder), world / "videos" / split, reader)
-    return build_sft_examples(annotations, load_video_specs(world, split), ranked, seed=seed,
-                              hqr_fraction=hqr_fraction, max_examples=max_examples, logs=logs)
+    return annotations, load_video_specs(world, split), ranked, logs
 
 
 def _check_sampling(hqr_fraction: float, max_examples: int | None) -> None:
@@ -332,7 +373,10 @@ def _example_from_dict(record: Any) -> SFTExample:
     span_s = _span(record["span_s"])
     if span_s is not None and not matched:
         raise ValueError("a not-matched example has a span; set 'span_s' to null")
-    return SFTExample(**text, matched=matched, span_s=span_s, mode=mode)
+    seen = record.get("seen", [])
+    if not isinstance(seen, list) or not all(isinstance(v, str) for v in seen):
+        raise ValueError(f"field 'seen' must be a list of video ids, got {_short(seen)}")
+    return SFTExample(**text, matched=matched, span_s=span_s, mode=mode, seen=tuple(seen))
 
 
 def _typed(record: dict[str, Any], name: str, kind: type) -> Any:
