@@ -48,7 +48,7 @@ class RecipeConfig:
     world_seed: int = 0
     sft_examples: int = 0  # balanced SFT examples built from the train split (0 = every query's)
     hqr_fraction: float = 0.25
-    refine_examples: int = 1500  # not-matched turns the SQR-head stage trains on (0 = every one)
+    refine_examples: int = 800  # not-matched turns the SQR-head stage trains on (0 = every one)
     refine_turns: int = 2  # those turns come from the first N wrong videos of each missed query
     export: str = ""  # copy the trained retriever and policy here at the end ("" = do not)
 
