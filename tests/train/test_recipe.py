@@ -27,7 +27,7 @@ def test_the_recipe_runs_every_stage_once_and_exports_what_it_trained(tmp_path: 
     config.write_text(TINY.format(runs=tmp_path / "runs", export=tmp_path / "ckpt"))
     times = run_recipe(config)
     assert list(times) == ["world", "retriever", "index train", "index val", "frame encoder", "SFT data", "SFT",
-                           "calibration", "SQR-head turns", "SQR head", "export"]
+                           "calibration", "SQR-head world", "index SQR-head", "SQR-head turns", "SQR head", "export"]
     assert json.loads((tmp_path / "runs" / "recipe_times.json").read_text()) == times
     policy_dir = tmp_path / "ckpt" / "policy"
     saved = json.loads((policy_dir / "policy.json").read_text())
@@ -50,4 +50,7 @@ def test_a_bad_recipe_setting_is_a_clear_error(tmp_path: Path) -> None:
         run_recipe(config)
     config.write_text("recipe: {refine_turns: 0}\n")
     with pytest.raises(ConfigError, match="refine_turns"):
+        run_recipe(config)
+    config.write_text("recipe: {world_seed: 4, refine_world_seed: 4}\n")
+    with pytest.raises(ConfigError, match="refine_world_seed must differ"):
         run_recipe(config)

@@ -1,7 +1,11 @@
 """The whole `mini` recipe from nothing, stage by stage: `videosearch train all --config configs/mini.yaml`.
 
     world -> retriever -> indexes (train, val) -> frame encoder -> SFT data -> SFT -> verdict calibration
-          -> SQR-head turns -> SQR head -> export
+          -> SQR-head world and its index -> SQR-head turns -> SQR head -> export
+
+The SQR head learns from a second world's train split (`recipe.refine_world_seed`): videos the retriever never
+trained on, so its rankings miss the way they miss on a test split (on its own train videos the retriever ranks
+far better than on unseen ones, and a head fitted there learns to refine queries that are nearly right).
 
 Every stage writes its output under `runs` and is skipped when that output is complete, so a run killed at any
 point starts again at the stage it was in (SFT resumes from its last checkpoint). Each stage's wall time is
@@ -50,6 +54,7 @@ class RecipeConfig:
     hqr_fraction: float = 0.25
     refine_examples: int = 800  # not-matched turns the SQR-head stage trains on (0 = every one)
     refine_turns: int = 2  # those turns come from the first N wrong videos of each missed query
+    refine_world_seed: int = 1000  # the world whose train split, unseen by the retriever, the SQR head learns on
     export: str = ""  # copy the trained retriever and policy here at the end ("" = do not)
 
     def __post_init__(self) -> None:
@@ -57,6 +62,9 @@ class RecipeConfig:
             raise ConfigError("recipe.sft_examples and recipe.refine_examples must be >= 0 (0 = all)")
         if self.refine_turns < 1:
             raise ConfigError("recipe.refine_turns must be >= 1")
+        if self.refine_world_seed == self.world_seed:
+            raise ConfigError("recipe.refine_world_seed must differ from recipe.world_seed: the SQR head learns on "
+                              "videos the retriever was not trained on")
 
 
 def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> dict[str, float]:
@@ -68,10 +76,11 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
     index_train, index_val, encoder = runs / "index_train", runs / "index_val", runs / "frame_encoder"
     sft_data, sft_out, refined = runs / "sft_data" / "train.jsonl", runs / "sft", runs / "refiner"
     refine_data = runs / "sft_data" / "refine_turns.jsonl"
+    head_world, index_head = runs / "world_refine", runs / "index_refine"
     policy = sft_out / FINAL
 
-    def build_index(split: str, out: Path) -> None:
-        engine, _ = SearchEngine.build(world / "videos" / split, load_embedder(retriever))
+    def build_index(split: str, out: Path, source: Path = world) -> None:
+        engine, _ = SearchEngine.build(source / "videos" / split, load_embedder(retriever))
         engine.save(out)
 
     def sft_examples() -> None:
@@ -82,7 +91,7 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
         logger.info("SFT data: %s", stats)
 
     def refine_turns() -> None:
-        turns = build_world_refine_turns(world, index_train, "train", turns=recipe.refine_turns,
+        turns = build_world_refine_turns(head_world, index_head, "train", turns=recipe.refine_turns,
                                          seed=recipe.world_seed, max_examples=recipe.refine_examples or None,
                                          reader=sft.policy)
         write_sft_examples(refine_data, turns)
@@ -108,10 +117,15 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
         ("SFT", lambda: (policy / "policy.json").is_file(), lambda: train_sft(sft)),
         ("calibration", lambda: (policy / REPORT_FILE).is_file(),
          lambda: calibrate_verdict(policy, index_val, world / "val.jsonl")),
+        ("SQR-head world", lambda: (head_world / "world.json").is_file(),
+         lambda: generate_world(head_world, recipe.refine_world_seed, WorldConfig.preset(recipe.world_size),
+                                splits=("train",))),
+        ("index SQR-head", lambda: (index_head / "engine.json").is_file(),
+         lambda: build_index("train", index_head, head_world)),
         ("SQR-head turns", lambda: refine_data.is_file() and refine_data.stat().st_size > 0, refine_turns),
         ("SQR head", lambda: (refined / REFINER_LOG).is_file(),
          lambda: train_refiner(load_config(RefinerTrainConfig, config_path, "refiner", _section(overrides, "refiner"),
-                                           checkpoint=str(policy), data=str(refine_data), index=str(index_train),
+                                           checkpoint=str(policy), data=str(refine_data), index=str(index_head),
                                            out=str(refined)))),
     ]
     if recipe.export:
