@@ -76,7 +76,8 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
     index_train, index_val, encoder = runs / "index_train", runs / "index_val", runs / "frame_encoder"
     sft_data, sft_out, refined = runs / "sft_data" / "train.jsonl", runs / "sft", runs / "refiner"
     refine_data = runs / "sft_data" / "refine_turns.jsonl"
-    head_world, index_head = runs / "world_refine", runs / "index_refine"
+    refine_world, index_refine = runs / "world_refine", runs / "index_refine"
+    world_config = WorldConfig.preset(recipe.world_size)
     policy = sft_out / FINAL
 
     def build_index(split: str, out: Path, source: Path = world) -> None:
@@ -91,7 +92,7 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
         logger.info("SFT data: %s", stats)
 
     def refine_turns() -> None:
-        turns = build_world_refine_turns(head_world, index_head, "train", turns=recipe.refine_turns,
+        turns = build_world_refine_turns(refine_world, index_refine, "train", turns=recipe.refine_turns,
                                          seed=recipe.world_seed, max_examples=recipe.refine_examples or None,
                                          reader=sft.policy)
         write_sft_examples(refine_data, turns)
@@ -103,7 +104,7 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
     sft = replace(sft, policy=replace(sft.policy, frame_encoder=str(encoder)))
     stages: list[tuple[str, Callable[[], bool], Callable[[], object]]] = [
         ("world", lambda: (world / "world.json").is_file(),
-         lambda: generate_world(world, recipe.world_seed, WorldConfig.preset(recipe.world_size))),
+         lambda: generate_world(world, recipe.world_seed, world_config)),
         ("retriever", lambda: (retriever / "train_log.json").is_file(),
          lambda: train_retriever(load_config(RetrieverTrainConfig, config_path, "retriever",
                                              _section(overrides, "retriever"), world=str(world), out=str(retriever)))),
@@ -117,15 +118,14 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
         ("SFT", lambda: (policy / "policy.json").is_file(), lambda: train_sft(sft)),
         ("calibration", lambda: (policy / REPORT_FILE).is_file(),
          lambda: calibrate_verdict(policy, index_val, world / "val.jsonl")),
-        ("SQR-head world", lambda: (head_world / "world.json").is_file(),
-         lambda: generate_world(head_world, recipe.refine_world_seed, WorldConfig.preset(recipe.world_size),
-                                splits=("train",))),
-        ("index SQR-head", lambda: (index_head / "engine.json").is_file(),
-         lambda: build_index("train", index_head, head_world)),
+        ("SQR-head world", lambda: (refine_world / "world.json").is_file(),
+         lambda: generate_world(refine_world, recipe.refine_world_seed, world_config, splits=("train",))),
+        ("index SQR-head", lambda: (index_refine / "engine.json").is_file(),
+         lambda: build_index("train", index_refine, refine_world)),
         ("SQR-head turns", lambda: refine_data.is_file() and refine_data.stat().st_size > 0, refine_turns),
         ("SQR head", lambda: (refined / REFINER_LOG).is_file(),
          lambda: train_refiner(load_config(RefinerTrainConfig, config_path, "refiner", _section(overrides, "refiner"),
-                                           checkpoint=str(policy), data=str(refine_data), index=str(index_head),
+                                           checkpoint=str(policy), data=str(refine_data), index=str(index_refine),
                                            out=str(refined)))),
     ]
     if recipe.export:
