@@ -4,6 +4,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from sft_testdata import checkpoint_weights
@@ -65,6 +66,24 @@ def _config(data: Path, index: Path, out: Path, **values: object) -> SFTConfig:
     defaults = {"policy": PolicyConfig(preset="tiny-mini", n_latents=3, max_new_tokens=4), "batch_size": 2,
                 "save_every": 1, "warmup_steps": 1, "negatives": 10}
     return SFTConfig(data=str(data), index=str(index), out=str(out), **{**defaults, **values})  # type: ignore
+
+
+def test_epoch_batches_cover_every_example_once_and_pad_less_than_random_ones() -> None:
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(150, 320, size=203).tolist()
+    batches = sft._epoch_batches(lengths, 8, seed=5)
+    assert sorted(i for b in batches for i in b) == list(range(203)) and len(batches) == 26
+    assert batches == sft._epoch_batches(lengths, 8, seed=5) and batches != sft._epoch_batches(lengths, 8, seed=6)
+
+    def padded(groups: list[list[int]]) -> int:
+        return sum(len(g) * max(lengths[i] for i in g) for g in groups)
+
+    order = rng.permutation(203).tolist()
+    random_batches = [order[i:i + 8] for i in range(0, 203, 8)]
+    assert padded(batches) < 0.95 * padded(random_batches)
+    # the long batches are spread over the epoch, not all at its start
+    longest = sorted(range(len(batches)), key=lambda k: -max(lengths[i] for i in batches[k]))[:5]
+    assert max(longest) >= len(batches) // 2
 
 
 def test_sft_trains_checkpoints_what_it_trains_and_resumes(sft_inputs: tuple[Path, Path], tmp_path: Path,

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import get_cosine_schedule_with_warmup
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from videosearch.agent.videos import VideoCache
 from videosearch.atomic import write_text_atomic
@@ -177,13 +178,14 @@ def train_sft(config: SFTConfig) -> Path:
     videos = VideoCache(engine, policy.config, policy.vision.frame_size)
     for video_id in track(sorted({e.video_id for e in examples}), "decoding videos"):
         videos[video_id]
+    lengths = policy.sft_lengths([e.query for e in examples], [videos[e.video_id] for e in examples],
+                                 [e.target for e in examples], [e.mode for e in examples])
     log = (out / LOG_FILE).open("a", encoding="utf-8")
     with progress() as bar:
         task = bar.add_task("SFT", total=total, completed=step)
         while step < total:
             epoch, offset = divmod(step, steps_per_epoch)
-            order = np.random.default_rng(config.seed + epoch).permutation(len(examples))
-            batch = [examples[i] for i in order[offset * config.batch_size:(offset + 1) * config.batch_size]]
+            batch = [examples[i] for i in _epoch_batches(lengths, config.batch_size, config.seed + epoch)[offset]]
             started = time.perf_counter()
             ce, nce = _step(policy, embedder, batch, videos, video_vectors, row_of, config, generator)
             loss = ce + config.infonce_weight * nce
@@ -206,6 +208,14 @@ def train_sft(config: SFTConfig) -> Path:
     log.close()
     _save(policy, out / FINAL)
     return out / FINAL
+
+
+def _epoch_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
+    """One epoch's batches of example indices: each of like lengths (grouped within random mega-batches, so
+    padding stays small), in random order (so that no run of steps sees only long or only short examples)."""
+    order = get_length_grouped_indices(lengths, batch_size, generator=torch.Generator().manual_seed(seed))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in np.random.default_rng(seed).permutation(len(batches))]
 
 
 def _step(policy: Policy, embedder: Embedder, batch: list[SFTExample], videos: VideoCache,
