@@ -26,6 +26,7 @@ def test_sft_data_writes_balanced_examples(run_cli, small_world: Path, test_inde
     code, stdout, err = run_cli(*args)
     assert code == 0, err
     assert "wrote 10 examples" in stdout and "5 matched, 5 not matched, 5 hqr" in stdout
+    assert "of the ground truth's family" in stdout
     examples = read_sft_examples(out)
     assert len(examples) == 10 and sum(e.matched for e in examples) == 5
     assert run_cli(*args)[0] == 0 and read_sft_examples(out) == examples
@@ -62,6 +63,8 @@ def test_sft_data_writes_the_sqr_heads_turns(run_cli, small_world: Path, test_in
         (("--world", "{world}", "--index", "{index}", "--split", "dev"), "split='dev'"),
         (("--world", "{world}", "--index", "{index}", "--split", "test", "--hqr-fraction", "2"), "hqr_fraction"),
         (("--world", "{world}", "--index", "{index}", "--split", "test", "--max-examples", "0"), "max_examples"),
+        (("--world", "{world}", "--index", "{index}", "--split", "test", "--family-negatives", "1.5"),
+         "family_negatives must be in [0, 1]"),
         (("--world", "{world}", "--index", "{index}", "--split", "test", "--refine-turns", "-1"),
          "turns must be >= 1"),
         (("--world", "{world}", "--index", "{index}", "--split", "test", "--frame-encoder", "{missing}"),

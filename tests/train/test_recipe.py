@@ -12,7 +12,8 @@ from videosearch.policy.policy import Policy
 from videosearch.train.recipe import run_recipe
 
 TINY = """
-recipe: {{runs: {runs}, world_size: small, world_seed: 3, sft_examples: 8, export: {export}}}
+recipe: {{runs: {runs}, world_size: small, world_seed: 3, sft_examples: 8, family_negatives: 0.5,
+         export: {export}}}
 retriever: {{epochs: 1, batch_videos: 8, eval_every: 1,
             video_tower: {{frame_size: 16, channels: [8, 8, 8], feature_dim: 32, layers: 1, heads: 2}}}}
 frame_encoder: {{epochs: 1, batch_size: 64, encoder: {{frame_size: 16, slot_dim: 8, scene_dim: 8}}}}
@@ -50,6 +51,9 @@ def test_a_bad_recipe_setting_is_a_clear_error(tmp_path: Path) -> None:
         run_recipe(config)
     config.write_text("recipe: {refine_turns: 0}\n")
     with pytest.raises(ConfigError, match="refine_turns"):
+        run_recipe(config)
+    config.write_text("recipe: {family_negatives: 2}\n")
+    with pytest.raises(ConfigError, match="family_negatives must be in"):
         run_recipe(config)
     config.write_text("recipe: {world_seed: 4, refine_world_seed: 4}\n")
     with pytest.raises(ConfigError, match="refine_world_seed must differ"):

@@ -83,10 +83,33 @@ def test_max_examples_keeps_a_balanced_subset(small_world: Path) -> None:
     assert all(e.mode == "sqr" for e in examples)
 
 
+@pytest.mark.parametrize("share", [0.5, 1.0])
+def test_family_negatives_replace_that_share_of_the_not_matched_turns(small_world: Path, share: float) -> None:
+    specs = load_video_specs(small_world, "test")
+    ranked = _rankings(small_world, 4)
+    plain, plain_stats = _build(small_world, ranked)
+    examples, stats = _build(small_world, ranked, family_negatives=share)
+    assert (stats.matched, stats.not_matched, stats.disagreements) == (plain_stats.matched, plain_stats.not_matched, 0)
+
+    def same_family(e: SFTExample) -> list[str]:
+        family = specs[e.gt_video_id]["family"]
+        return [v for v in ranked[e.qid] if v != e.gt_video_id and specs[v]["family"] == family]
+
+    negatives = [e for e in examples if not e.matched]
+    family = [e for e in negatives if e.video_id in same_family(e)]
+    assert stats.family_negatives == len(family) >= round(share * stats.not_matched) > plain_stats.family_negatives
+    for e in negatives:  # the highest-ranked wrong video, or the highest-ranked one of the ground truth's family
+        first_wrong = next(v for v in ranked[e.qid] if v != e.gt_video_id)
+        assert e.video_id in (first_wrong, *same_family(e)[:1]) and parse_output(e.target).answer == "not_matched"
+    assert len({e.qid for e in examples if not e.matched}) == stats.not_matched  # one not-matched turn a query
+
+
 def test_inputs_that_cannot_make_sft_data_are_clear_errors(small_world: Path, tmp_path: Path) -> None:
     ranked = _rankings(small_world, 4)
     with pytest.raises(ConfigError, match="hqr_fraction"):
         _build(small_world, ranked, hqr_fraction=1.5)
+    with pytest.raises(ConfigError, match="family_negatives"):
+        _build(small_world, ranked, family_negatives=-0.1)
     first_qid = str(_rows(small_world)[0]["desc_id"])
     with pytest.raises(VideosearchError, match=f"query {first_qid} .* has no ranking"):
         _build(small_world, {**ranked, first_qid: []})

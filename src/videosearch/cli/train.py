@@ -54,6 +54,9 @@ def sft_data_command(
     seed: int = typer.Option(0, "--seed", help="Balancing, HQR choice and order are deterministic from this seed."),
     hqr_fraction: float = typer.Option(0.25, "--hqr-fraction", help="Share of examples with a rewritten query."),
     max_examples: int | None = typer.Option(None, "--max-examples", help="Keep at most N balanced examples."),
+    family_negatives: float = typer.Option(0.0, "--family-negatives", help="Share of not-matched turns that show "
+                                           "the highest-ranked video of the ground truth's family (one thing "
+                                           "changed) instead of the top-ranked wrong video."),
     frame_encoder: Path = typer.Option(None, "--frame-encoder", help="The policy's frame encoder (`train "
                                        "frame-encoder`): the reasoning then quotes its event log of each video."),
     refine_turns: int = typer.Option(0, "--refine-turns", help="Write the SQR-head stage's turns instead: the "
@@ -72,10 +75,12 @@ def sft_data_command(
                    f"{later} later ones")
         return
     examples, stats = build_world_sft_data(world, index, split, seed=seed, hqr_fraction=hqr_fraction,
-                                           max_examples=max_examples, reader=reader)
+                                           max_examples=max_examples, family_negatives=family_negatives,
+                                           reader=reader)
     write_sft_examples(out, examples)
     typer.echo(f"wrote {len(examples)} examples to {out}: {stats.matched} matched, {stats.not_matched} not matched, "
-               f"{stats.hqr} hqr ({stats.queries} queries, top-1 right for {stats.top1_correct}, "
+               f"{stats.hqr} hqr, {stats.family_negatives} of the ground truth's family ({stats.queries} queries, "
+               f"top-1 right for {stats.top1_correct}, "
                f"{stats.disagreements} disagreements)")
 
 

@@ -52,12 +52,15 @@ class RecipeConfig:
     world_seed: int = 0
     sft_examples: int = 0  # balanced SFT examples built from the train split (0 = every query's)
     hqr_fraction: float = 0.25
+    family_negatives: float = 0.0  # share of not-matched SFT turns showing a video of the ground truth's family
     refine_examples: int = 800  # not-matched turns the SQR-head stage trains on (0 = every one)
     refine_turns: int = 2  # those turns come from the first N wrong videos of each missed query
     refine_world_seed: int = 1000  # the world whose train split, unseen by the retriever, the SQR head learns on
     export: str = ""  # copy the trained retriever and policy here at the end ("" = do not)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.family_negatives <= 1.0:
+            raise ConfigError(f"recipe.family_negatives must be in [0, 1] (got {self.family_negatives})")
         if self.sft_examples < 0 or self.refine_examples < 0:
             raise ConfigError("recipe.sft_examples and recipe.refine_examples must be >= 0 (0 = all)")
         if self.refine_turns < 1:
@@ -87,7 +90,8 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
     def sft_examples() -> None:
         examples, stats = build_world_sft_data(world, index_train, "train", seed=recipe.world_seed,
                                                hqr_fraction=recipe.hqr_fraction,
-                                               max_examples=recipe.sft_examples or None, reader=sft.policy)
+                                               max_examples=recipe.sft_examples or None,
+                                               family_negatives=recipe.family_negatives, reader=sft.policy)
         write_sft_examples(sft_data, examples)
         logger.info("SFT data: %s", stats)
 

@@ -77,6 +77,7 @@ class SFTStats:
     not_matched: int
     hqr: int
     disagreements: int
+    family_negatives: int = 0  # not-matched examples showing a video of the ground truth's family
 
 
 @dataclass(frozen=True)
@@ -99,16 +100,16 @@ class _Turn:
 
 # ---- building ---------------------------------------------------------------------------------------------------
 def build_world_sft_data(world_dir: str | Path, index_dir: str | Path, split: str = "train", *, seed: int = 0,
-                         hqr_fraction: float = 0.25, max_examples: int | None = None, k: int = 10,
-                         reader: PolicyConfig | None = None) -> tuple[list[SFTExample], SFTStats]:
+                         hqr_fraction: float = 0.25, max_examples: int | None = None, family_negatives: float = 0.0,
+                         k: int = 10, reader: PolicyConfig | None = None) -> tuple[list[SFTExample], SFTStats]:
     """Rank every query of `<world>/<split>.jsonl` with the index, then `build_sft_examples`.
 
     Args:
         world_dir: the synthetic world (`videosearch world generate`).
         index_dir: an index built over `<world>/videos/<split>`.
         split: "train", "val" or "test".
-        seed, hqr_fraction, max_examples: as in `build_sft_examples`.
-        k: ranking depth; the highest-ranked wrong video must be within it.
+        seed, hqr_fraction, max_examples, family_negatives: as in `build_sft_examples`.
+        k: ranking depth; the highest-ranked wrong video (and a family negative) must be within it.
         reader: the policy the examples are for; when it names a frame encoder, the reasoning quotes the event
             log of each shown video, sampled at the policy's fps and frame limit.
 
@@ -116,10 +117,10 @@ def build_world_sft_data(world_dir: str | Path, index_dir: str | Path, split: st
         ConfigError: the world is incomplete or the split unknown.
         VideosearchError: the index is missing, or holds videos that are not of this split.
     """
-    _check_sampling(hqr_fraction, max_examples)  # before ranking and logging: a bad option fails at once
+    _check_sampling(hqr_fraction, max_examples, family_negatives)  # before ranking: a bad option fails at once
     annotations, specs, ranked, logs = _load_split(world_dir, index_dir, split, reader, k)
     return build_sft_examples(annotations, specs, ranked, seed=seed, hqr_fraction=hqr_fraction,
-                              max_examples=max_examples, logs=logs)
+                              max_examples=max_examples, family_negatives=family_negatives, logs=logs)
 
 
 def build_world_refine_turns(world_dir: str | Path, index_dir: str | Path, split: str = "train", *, turns: int = 2,
@@ -131,7 +132,7 @@ def build_world_refine_turns(world_dir: str | Path, index_dir: str | Path, split
     until `max_examples`. Inputs and errors as `build_world_sft_data`."""
     if turns < 1:
         raise ConfigError(f"turns must be >= 1 (got {turns})")
-    _check_sampling(0.0, max_examples)
+    _check_sampling(0.0, max_examples, 0.0)
     annotations, rows, ranked, logs = _load_split(world_dir, index_dir, split, reader, max(10, turns))
     queries = _world_queries(annotations, ranked)
     specs = {vid: VideoSpec.from_dict(row) for vid, row in rows.items()}
@@ -172,9 +173,10 @@ def _load_split(world_dir: str | Path, index_dir: str | Path, split: str, reader
     return annotations, load_video_specs(world, split), ranked, logs
 
 
-def _check_sampling(hqr_fraction: float, max_examples: int | None) -> None:
-    if not 0.0 <= hqr_fraction <= 1.0:
-        raise ConfigError(f"hqr_fraction must be in [0, 1] (got {hqr_fraction})")
+def _check_sampling(hqr_fraction: float, max_examples: int | None, family_negatives: float) -> None:
+    for name, share in (("hqr_fraction", hqr_fraction), ("family_negatives", family_negatives)):
+        if not 0.0 <= share <= 1.0:
+            raise ConfigError(f"{name} must be in [0, 1] (got {share})")
     if max_examples is not None and max_examples < 1:
         raise ConfigError(f"max_examples must be >= 1 or None for all (got {max_examples})")
 
@@ -204,7 +206,7 @@ def rank_videos(engine: SearchEngine, moments: Sequence[Moment], k: int = 10,
 
 def build_sft_examples(annotations_path: str | Path, video_specs: Mapping[str, dict],
                        ranked: Mapping[str, Sequence[str]], *, seed: int, hqr_fraction: float = 0.25,
-                       max_examples: int | None = None,
+                       max_examples: int | None = None, family_negatives: float = 0.0,
                        logs: Callable[[str], tuple[str, list[LogEntry]]] | None = None,
                        ) -> tuple[list[SFTExample], SFTStats]:
     """Verification turns for every query of a world split, balanced 50/50 matched / not matched, shuffled.
@@ -216,6 +218,9 @@ def build_sft_examples(annotations_path: str | Path, video_specs: Mapping[str, d
         seed: makes the balancing, the HQR choice, the subset and the order deterministic.
         hqr_fraction: the share of examples in HQR mode (rewritten query instead of <REFINE>).
         max_examples: keep at most this many (balanced) examples.
+        family_negatives: the share of not-matched turns that show, instead of the top-ranked wrong video, the
+            highest-ranked video of the ground truth's family: a variant with one thing changed (scene, colour,
+            size, direction, event order), the near-duplicates a verdict most often accepts.
         logs: video id -> its event log (scene, entries); the reasoning of each kept turn then quotes it.
 
     Returns:
@@ -225,7 +230,7 @@ def build_sft_examples(annotations_path: str | Path, video_specs: Mapping[str, d
         AnnotationError: the annotations are malformed or have no `claim` (not a synthetic world).
         VideosearchError: a query has no ranking, or a ranked video has no spec (the index is not over this split).
     """
-    _check_sampling(hqr_fraction, max_examples)
+    _check_sampling(hqr_fraction, max_examples, family_negatives)
     rng = random.Random(seed)
     specs = {vid: VideoSpec.from_dict(row) for vid, row in video_specs.items()}
     queries = _world_queries(Path(annotations_path), ranked)
@@ -238,8 +243,11 @@ def build_sft_examples(annotations_path: str | Path, video_specs: Mapping[str, d
         pool = [(q, q.ranking[1]) for q in queries if q.ranking[0] == q.gt_video_id and len(q.ranking) > 1]
     rng.shuffle(pool)
     added = [_judge(q, shown, specs) for q, shown in pool[: abs(len(turns) - 2 * n_matched)]]
-    disagreements = sum(t is None for t in first + added)
     turns += [t for t in added if t is not None]
+    disagreements = sum(t is None for t in first + added)
+    if family_negatives:
+        turns, dropped = _with_family_negatives(turns, queries, specs, family_negatives, rng)
+        disagreements += dropped
     if max_examples is not None:
         positives, negatives = [t for t in turns if t.matched], [t for t in turns if not t.matched]
         rng.shuffle(positives)
@@ -252,10 +260,43 @@ def build_sft_examples(annotations_path: str | Path, video_specs: Mapping[str, d
     rng.shuffle(examples)
     n_pos = sum(e.matched for e in examples)
     stats = SFTStats(queries=len(queries), top1_correct=sum(q.ranking[0] == q.gt_video_id for q in queries),
-                     matched=n_pos, not_matched=len(examples) - n_pos, hqr=len(hqr), disagreements=disagreements)
+                     matched=n_pos, not_matched=len(examples) - n_pos, hqr=len(hqr), disagreements=disagreements,
+                     family_negatives=sum(not e.matched and _same_family(specs, e.video_id, e.gt_video_id)
+                                          for e in examples))
     if disagreements:
         logger.warning("%d turns dropped: the reasoning contradicted the ground truth", disagreements)
     return examples, stats
+
+
+def _with_family_negatives(turns: list[_Turn], queries: list[_Query], specs: Mapping[str, VideoSpec], share: float,
+                           rng: random.Random) -> tuple[list[_Turn], int]:
+    """`turns` with `share` of the not-matched ones replaced by family negatives, one a query (the count of each
+    class is kept), and how many candidates were dropped because the reasoning contradicted the ground truth."""
+    negatives = [t for t in turns if not t.matched]
+    candidates = []
+    for query in queries:
+        video = next((v for v in query.ranking if _same_family(specs, v, query.gt_video_id)), None)
+        candidates += [(query, video)] if video else []
+    rng.shuffle(candidates)
+    family: list[_Turn] = []
+    dropped = 0
+    for query, video in candidates:
+        if len(family) == round(share * len(negatives)):
+            break
+        turn = _judge(query, video, specs)
+        dropped += turn is None
+        family += [turn] if turn is not None else []
+    taken = {t.query.qid for t in family}
+    rest = [t for t in negatives if t.query.qid not in taken]
+    rng.shuffle(rest)
+    return [t for t in turns if t.matched] + family + rest[:len(negatives) - len(family)], dropped
+
+
+def _same_family(specs: Mapping[str, VideoSpec], video_id: str, gt_video_id: str) -> bool:
+    """A video other than the ground truth made from the same base video (one thing changed)."""
+    video, truth = specs.get(video_id), specs.get(gt_video_id)
+    return (video_id != gt_video_id and video is not None and truth is not None and bool(truth.family)
+            and video.family == truth.family)
 
 
 def _world_queries(path: Path, ranked: Mapping[str, Sequence[str]]) -> list[_Query]:
