@@ -180,12 +180,15 @@ def train_sft(config: SFTConfig) -> Path:
         videos[video_id]
     lengths = policy.sft_lengths([e.query for e in examples], [videos[e.video_id] for e in examples],
                                  [e.target for e in examples], [e.mode for e in examples])
+    plan: dict[int, list[list[int]]] = {}
     log = (out / LOG_FILE).open("a", encoding="utf-8")
     with progress() as bar:
         task = bar.add_task("SFT", total=total, completed=step)
         while step < total:
             epoch, offset = divmod(step, steps_per_epoch)
-            batch = [examples[i] for i in _epoch_batches(lengths, config.batch_size, config.seed + epoch)[offset]]
+            if epoch not in plan:  # once an epoch, not every step
+                plan = {epoch: _epoch_batches(lengths, config.batch_size, config.seed + epoch)}
+            batch = [examples[i] for i in plan[epoch][offset]]
             started = time.perf_counter()
             ce, nce = _step(policy, embedder, batch, videos, video_vectors, row_of, config, generator)
             loss = ce + config.infonce_weight * nce

@@ -278,14 +278,17 @@ def _with_family_negatives(turns: list[_Turn], queries: list[_Query], specs: Map
         video = next((v for v in query.ranking if _same_family(specs, v, query.gt_video_id)), None)
         candidates += [(query, video)] if video else []
     rng.shuffle(candidates)
+    wanted = round(share * len(negatives))
     family: list[_Turn] = []
     dropped = 0
     for query, video in candidates:
-        if len(family) == round(share * len(negatives)):
+        if len(family) == wanted:
             break
         turn = _judge(query, video, specs)
-        dropped += turn is None
-        family += [turn] if turn is not None else []
+        if turn is None:
+            dropped += 1
+        else:
+            family.append(turn)
     taken = {t.query.qid for t in family}
     rest = [t for t in negatives if t.query.qid not in taken]
     rng.shuffle(rest)
