@@ -19,6 +19,7 @@ import numpy as np
 from videosearch.agent.videos import VideoCache
 from videosearch.atomic import write_text_atomic
 from videosearch.corpus.annotations import read_moments
+from videosearch.corpus.types import VideoFrames
 from videosearch.engine import SearchEngine
 from videosearch.errors import ConfigError
 from videosearch.policy.policy import CONFIG_FILE, Policy
@@ -59,8 +60,21 @@ def best_threshold(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
 
 
+def match_probabilities(policy: Policy, queries: list[str], videos: list[VideoFrames],
+                        batch_size: int = 32) -> np.ndarray:
+    """P(matched) of each (query, video), in their order, judged in batches of prompts of like lengths: a row's
+    verdict does not depend on the others in its batch, and a batch pads and generates only as long as its longest."""
+    lengths = policy.sft_lengths(queries, videos, [""] * len(queries), ["sqr"] * len(queries))
+    order = np.argsort(lengths, kind="stable")
+    probs = np.full(len(queries), np.nan)
+    for start in track(range(0, len(order), batch_size), "calibrating the verdict"):
+        rows = order[start: start + batch_size]
+        probs[rows] = policy.match_probability([queries[i] for i in rows], [videos[i] for i in rows])
+    return probs
+
+
 def calibrate_verdict(policy_dir: str | Path, index_dir: str | Path, annotations: str | Path,
-                      wrong_per_query: int = 3, batch_size: int = 16) -> Calibration:
+                      wrong_per_query: int = 3, batch_size: int = 32) -> Calibration:
     """Measure P(matched) on each query's ground truth and its top `wrong_per_query` wrong videos, pick the
     threshold, and save it in the checkpoint (`policy.json`) with the report (`calibration.json`)."""
     folder = Path(policy_dir)
@@ -74,11 +88,8 @@ def calibrate_verdict(policy_dir: str | Path, index_dir: str | Path, annotations
     pairs = [(m.query, m.video_id, True) for m in moments]
     pairs += [(m.query, v, False) for m in moments for v in ranked[m.qid][:wrong_per_query + 1] if v != m.video_id]
     videos = VideoCache(engine, policy.config, policy.vision.frame_size)
-    probs = []
-    for start in track(range(0, len(pairs), batch_size), "calibrating the verdict"):
-        chunk = pairs[start: start + batch_size]
-        probs += policy.match_probability([q for q, _, _ in chunk], [videos[v] for _, v, _ in chunk])
-    p = np.nan_to_num(np.array(probs), nan=0.0)  # a turn that never reached its verdict accepted nothing
+    probs = match_probabilities(policy, [q for q, _, _ in pairs], [videos[v] for _, v, _ in pairs], batch_size)
+    p = np.nan_to_num(probs, nan=0.0)  # a turn that never reached its verdict accepted nothing
     labels = np.array([matched for _, _, matched in pairs])
     threshold = best_threshold(p, labels)
     result = Calibration(threshold, balanced_accuracy(p, labels, threshold), balanced_accuracy(p, labels, 0.5),
