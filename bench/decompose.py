@@ -6,10 +6,11 @@ Run: `python bench/decompose.py [--index runs/index] [--annotations runs/world/t
 Each of the 8 settings runs once with `--max-turns` turns (3); its 1- and 2-turn figures come from the same
 episodes cut at that turn (`videosearch.eval.turns.truncate_episode`: turns 1..t do not depend on the limit).
 Reported per setting and turn limit: VR R@1 and VCMR R@1 at IoU 0.5 with percentile-bootstrap 95 % intervals
-over queries; at the last turn also VER, tokens per query and the grounding alone: among the correct matches
-(final answer matched on the ground-truth video), the share whose span has IoU >= 0.5. The search-only baseline
-(top-1 video, the engine's best segment as the span) is the first row. Paired differences of VR R@1 (the same
-resampled queries) compare each refinement with `none` under the same judge, and with its own first turn.
+over queries; at the last turn also VER and its balanced accuracy, tokens per query and the grounding alone: among
+the correct matches (final answer matched on the ground-truth video), the share whose span has IoU >= 0.5. The
+search-only baseline (top-1 video, the engine's best segment as the span) is the first row. Paired differences of
+VR R@1 (the same resampled queries) compare each refinement with `none` under the same judge, and with its own
+first turn.
 
 Predictions are written under `--out`, one file per setting (`policy-sqr-t3.jsonl`, ...; `--limit N` runs the
 first N queries into `--out/limit-N/`); a rerun reuses and resumes them. Prints the tables (80 columns), then one
@@ -63,7 +64,7 @@ def figures(predictions: list[Prediction], moments: list[Moment]) -> dict[str, f
     """VR R@1 and VCMR R@1 at IoU 0.5 with their bootstrap intervals, VER, tokens and turns per query, grounding."""
     scores = evaluate(predictions, moments, ks=(1,), ious=(IOU,))
     keep = ("vr@1", "vr@1_ci_low", "vr@1_ci_high", "vcmr@0.5", "vcmr@0.5_ci_low", "vcmr@0.5_ci_high", "ver",
-            "generated_tokens", "latent_steps", "mean_turns")
+            "ver_balanced", "generated_tokens", "latent_steps", "mean_turns")
     return {**{key: scores[key] for key in keep}, **grounding(predictions, moments)}
 
 
@@ -86,7 +87,7 @@ def decompose(engine: SearchEngine, policy: Policy, moments: list[Moment], out_d
     chosen = settings or SETTINGS
     videos = VideoCache(engine, policy.config, policy.vision.frame_size)  # decoded once for all settings
     baseline = figures(run_search_baseline(engine, moments), moments)
-    baseline["ver"] = float("nan")  # the baseline judges nothing: its one "matched" is not a verdict
+    baseline["ver"] = baseline["ver_balanced"] = float("nan")  # it judges nothing: its "matched" is no verdict
     result: dict = {"queries": len(moments), "max_turns": max_turns, "baseline": baseline, "runs": {}}
     hits: dict[tuple[str, int], np.ndarray] = {}  # (setting, turns) -> per-query VR R@1 hits, for paired deltas
     for judge in JUDGES:
@@ -140,13 +141,14 @@ def format_decomposition(result: dict) -> str:
             judge, refine = name.split("/")
             lines.append(f"{judge:<7} {refine:<7}" + "".join(f" {_cell(by_turn[t], key):<{CELL}}" for t in turns))
     last = turns[-1]
-    lines += ["", f"at {last} turns: VER, costs, correct matches and the share of them with IoU >= {IOU}",
-              f"{'judge':<7} {'refine':<7} {'VER':>6} {'tokens/q':>9} {'turns/q':>8} {'correct':>8} "
+    lines += ["", f"at {last} turns: VER, balanced VER, costs, correct matches (share at IoU >= {IOU})",
+              f"{'judge':<7} {'refine':<7} {'VER':>6} {'bal.':>6} {'tokens/q':>9} {'turns/q':>8} {'correct':>8} "
               f"{'IoU>=' + str(IOU):>9}"]
     rows = [("search", "-", result["baseline"])] + [
         (*name.split("/"), by_turn[last]) for name, by_turn in result["runs"].items()]
     for judge, refine, values in rows:
-        lines.append(f"{judge:<7} {refine:<7} {_number(values['ver']):>6} {_number(values['generated_tokens']):>9} "
+        lines.append(f"{judge:<7} {refine:<7} {_number(values['ver']):>6} {_number(values['ver_balanced']):>6} "
+                     f"{_number(values['generated_tokens']):>9} "
                      f"{_number(values['mean_turns'], 2):>8} {int(values['correct_matches']):>8} "
                      f"{_number(values['grounded_share']):>9}")
     lines += ["", f"paired difference of VR R@1 at {last} turns [bootstrap 95 %]",

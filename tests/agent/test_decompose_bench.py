@@ -36,14 +36,16 @@ def test_decompose_runs_every_setting_and_resumes(load_bench: Callable[[str], Mo
         for figures in by_turn.values():
             assert figures["vr@1_ci_low"] <= figures["vr@1"] <= figures["vr@1_ci_high"]
             assert figures["mean_turns"] <= 3
-        if name.startswith("oracle/"):
+        if name.startswith("oracle/"):  # balanced accuracy is null while one class was never judged
             assert all(figures["ver"] == 100.0 for figures in by_turn.values())
+            assert all(figures["ver_balanced"] in (100.0, None) for figures in by_turn.values())
         if name == "oracle/none":  # a perfect judge walking down the ranking: VR R@1 at t turns is R@t
             assert by_turn["1"]["vr@1"] <= by_turn["2"]["vr@1"] <= by_turn["3"]["vr@1"]
     for judge in ("policy", "oracle"):  # the first turn is the same whatever comes after it (hqr prompts differently)
         firsts = {json.dumps(result["runs"][f"{judge}/{r}"]["1"]) for r in ("none", "sqr", "oracle")}
         assert len(firsts) == 1
-    assert result["baseline"]["ver"] is None and result["baseline"]["mean_turns"] == 1.0
+    assert result["baseline"]["ver"] is None and result["baseline"]["ver_balanced"] is None
+    assert result["baseline"]["mean_turns"] == 1.0
     assert set(result["paired"]) == {f"{j}/{r}" for j in ("policy", "oracle") for r in ("hqr", "sqr", "oracle")}
     for deltas in result["paired"].values():
         assert all(d["ci_low"] <= d["delta"] <= d["ci_high"] for d in deltas.values())
