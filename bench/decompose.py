@@ -61,7 +61,8 @@ def grounding(predictions: list[Prediction], moments: list[Moment]) -> dict[str,
 
 
 def figures(predictions: list[Prediction], moments: list[Moment]) -> dict[str, float]:
-    """VR R@1 and VCMR R@1 at IoU 0.5 with their bootstrap intervals, VER, tokens and turns per query, grounding."""
+    """VR R@1 and VCMR R@1 at IoU 0.5 with their bootstrap intervals, VER (and balanced), tokens and turns per query,
+    grounding."""
     scores = evaluate(predictions, moments, ks=(1,), ious=(IOU,))
     keep = ("vr@1", "vr@1_ci_low", "vr@1_ci_high", "vcmr@0.5", "vcmr@0.5_ci_low", "vcmr@0.5_ci_high", "ver",
             "ver_balanced", "generated_tokens", "latent_steps", "mean_turns")
