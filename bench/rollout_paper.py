@@ -17,8 +17,7 @@ import torch
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
 from videosearch.corpus.types import VideoFrames
-from videosearch.policy.policy import Policy, PolicyConfig, _add_tokens
-from videosearch.policy.qwen_vl import (
+from videosearch.embed.qwen_vl import (
     IMAGE_PAD,
     VIDEO_PAD,
     VISION_END,
@@ -26,6 +25,7 @@ from videosearch.policy.qwen_vl import (
     tiny_qwen3vl,
     tiny_qwen3vl_tokenizer,
 )
+from videosearch.policy.policy import Policy, PolicyConfig, _add_tokens
 from videosearch.policy.rollout import rollout_latents
 from videosearch.policy.sqr import SQRHead
 from videosearch.policy.vision import QwenVision

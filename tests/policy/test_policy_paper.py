@@ -11,10 +11,10 @@ import torch
 
 from videosearch.corpus.types import VideoFrames
 from videosearch.embed.mini import MiniEmbedder
+from videosearch.embed.qwen_vl import mm_token_type_ids, video_to_qwen_inputs
 from videosearch.errors import ConfigError
 from videosearch.policy.format import format_output
 from videosearch.policy.policy import Policy, PolicyConfig
-from videosearch.policy.qwen_vl import mm_token_type_ids, video_to_qwen_inputs
 from videosearch.policy.rollout import rollout_latents
 
 QUERIES = ["the red circle jumps", "a blue square slides left"]

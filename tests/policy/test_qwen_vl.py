@@ -10,20 +10,20 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from videosearch.errors import ConfigError, VideoReadError
-from videosearch.policy.qwen_vl import (
+from videosearch.embed.qwen_vl import (
     QWEN3VL_MAX_PIXELS,
     QWEN3VL_MIN_PIXELS,
     VIDEO_PAD,
     QwenVideoInputs,
     mm_token_type_ids,
-    qwen3vl_step,
     smart_resize,
     tiny_qwen3vl,
     tiny_qwen3vl_tokenizer,
     video_prompt,
     video_to_qwen_inputs,
 )
+from videosearch.errors import ConfigError, VideoReadError
+from videosearch.policy.rollout import qwen3vl_step
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from videosearch.corpus.types import VideoFrames
-from videosearch.embed.base import Embedder, VideoEmbedding
+from videosearch.embed.base import Embedder, VideoEmbedding, segment_spans_s
 from videosearch.embed.text_tower import TextTower
 from videosearch.embed.video_tower import VideoTower, VideoTowerConfig
 from videosearch.errors import ConfigError
@@ -37,12 +37,6 @@ def frames_to_tensor(videos: list[VideoFrames], frame_size: int) -> tuple[torch.
         times[i, : len(video)] = torch.from_numpy(video.timestamps_s)
         mask[i, : len(video)] = True
     return frames, times, mask
-
-
-def segment_spans_s(video: VideoFrames, ranges: list[tuple[int, int]], fps: float) -> list[tuple[float, float]]:
-    """(start, end) seconds of frame ranges [i, j): first frame's true time to one sampling step past the last."""
-    return [(float(video.timestamps_s[a]), min(float(video.timestamps_s[b - 1]) + 1.0 / fps, video.duration_s))
-            for a, b in ranges]
 
 
 class MiniEmbedder(Embedder):

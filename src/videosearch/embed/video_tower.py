@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from videosearch.embed.base import segment_ranges
 from videosearch.errors import ConfigError
 
 
@@ -105,11 +106,7 @@ class VideoTower(nn.Module):
 
     def segment_ranges(self, n_frames: int) -> list[tuple[int, int]]:
         """Frame ranges [i, j) of the segment windows of a video with `n_frames` frames; the last one ends it."""
-        size, stride = self.config.segment_frames, self.config.segment_stride
-        starts = list(range(0, max(n_frames - size, 0) + 1, stride))
-        if starts[-1] + size < n_frames:
-            starts.append(n_frames - size)
-        return [(i, min(i + size, n_frames)) for i in starts]
+        return segment_ranges(n_frames, self.config.segment_frames, self.config.segment_stride)
 
     def segments(self, frame_vectors: torch.Tensor, n_frames: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """Windows over one video's frame vectors (T, D) -> (S, D) normalised, with frame ranges [i, j)."""

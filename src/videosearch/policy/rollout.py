@@ -84,3 +84,14 @@ def rollout_latents_recomputed(
         output = model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, output_hidden_states=True)
         latents.append(head.latent(_last_hidden(output), position))
     return torch.stack(latents, dim=1)
+
+
+def qwen3vl_step(model: torch.nn.Module, past_key_values: Cache, rope_deltas: torch.Tensor,
+                 inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One position on the cache: (final-norm hidden (B, H), logits (B, V)); `attention_mask` (B, L + 1) includes
+    it and `rope_deltas` (B, 1) are the prefill's (`get_rope_index`, or `model.model.rope_deltas` after generate)."""
+    # M-RoPE position of a text token after the video: its count of real tokens shifted by the video's delta
+    position = attention_mask[:, :-1].sum(-1, keepdim=True) + rope_deltas.to(attention_mask.device)  # (B, 1)
+    output = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, past_key_values=past_key_values,
+                   position_ids=position[None].expand(3, -1, -1), use_cache=True, output_hidden_states=True)
+    return output.hidden_states[-1][:, -1], output.logits[:, -1]

@@ -26,19 +26,18 @@ from transformers.cache_utils import Cache
 from videosearch.corpus.types import VideoFrames
 from videosearch.embed.base import Embedder
 from videosearch.embed.mini import MiniEmbedder, frames_to_tensor
-from videosearch.errors import ConfigError
-from videosearch.policy.event_log import read_events, render_log
-from videosearch.policy.frame_encoder import FrameEncoder
-from videosearch.policy.qwen_vl import (
+from videosearch.embed.qwen_vl import (
     VIDEO_PAD,
     mm_token_type_ids,
-    qwen3vl_step,
     tiny_qwen3vl,
     tiny_qwen3vl_tokenizer,
     video_prompt,
     video_to_qwen_inputs,
 )
-from videosearch.policy.rollout import Step, causal_lm_step
+from videosearch.errors import ConfigError
+from videosearch.policy.event_log import read_events, render_log
+from videosearch.policy.frame_encoder import FrameEncoder
+from videosearch.policy.rollout import Step, causal_lm_step, qwen3vl_step
 
 if TYPE_CHECKING:
     from videosearch.policy.policy import PolicyConfig

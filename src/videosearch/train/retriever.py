@@ -25,7 +25,8 @@ from videosearch.config import save_config
 from videosearch.corpus.annotations import read_moments
 from videosearch.corpus.types import Moment, VideoFrames
 from videosearch.corpus.video import read_frames
-from videosearch.embed.mini import MiniEmbedder, frames_to_tensor, segment_spans_s
+from videosearch.embed.base import segment_spans_s
+from videosearch.embed.mini import MiniEmbedder, frames_to_tensor
 from videosearch.embed.video_tower import VideoTowerConfig
 from videosearch.errors import ConfigError
 from videosearch.eval.metrics import temporal_iou

@@ -1,4 +1,4 @@
-"""Qwen3-VL video input for the `paper` policy, and a tiny random Qwen3-VL (with a byte-level tokenizer) for tests.
+"""Qwen3-VL video input for the `paper` policy and retriever; a tiny random Qwen3-VL (byte-level tokenizer) for tests.
 
 We do the work of transformers' Qwen3-VL video processor ourselves, so no torchvision is needed: resize within a
 pixel budget (`smart_resize`), pad time to the temporal patch, normalise, and flatten the patches in the
@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from torch import nn
 from transformers import (
     PretrainedConfig,
     PreTrainedTokenizerBase,
@@ -28,7 +27,6 @@ from transformers import (
     Qwen3VLConfig,
     Qwen3VLForConditionalGeneration,
 )
-from transformers.cache_utils import Cache
 
 from videosearch.errors import ConfigError, VideoReadError
 
@@ -159,17 +157,6 @@ def mm_token_type_ids(input_ids: torch.Tensor, config: PretrainedConfig) -> torc
     types[input_ids == config.image_token_id] = 1
     types[input_ids == config.video_token_id] = 2
     return types
-
-
-def qwen3vl_step(model: nn.Module, past_key_values: Cache, rope_deltas: torch.Tensor, inputs_embeds: torch.Tensor,
-                 attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One position on the cache: (final-norm hidden (B, H), logits (B, V)); `attention_mask` (B, L + 1) includes
-    it and `rope_deltas` (B, 1) are the prefill's (`get_rope_index`, or `model.model.rope_deltas` after generate)."""
-    # M-RoPE position of a text token after the video: its count of real tokens shifted by the video's delta
-    position = attention_mask[:, :-1].sum(-1, keepdim=True) + rope_deltas.to(attention_mask.device)  # (B, 1)
-    output = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, past_key_values=past_key_values,
-                   position_ids=position[None].expand(3, -1, -1), use_cache=True, output_hidden_states=True)
-    return output.hidden_states[-1][:, -1], output.logits[:, -1]
 
 
 def tiny_qwen3vl_tokenizer() -> PreTrainedTokenizerFast:
