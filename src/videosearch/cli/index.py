@@ -9,8 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from videosearch.corpus.release import ReleaseSplit, read_query_vectors, read_video_vectors, release_videos
 from videosearch.corpus.video import list_videos
-from videosearch.embed import load_embedder
+from videosearch.embed import PrecomputedEmbedder, load_embedder
 from videosearch.engine import SearchEngine
 from videosearch.engine.engine import check_index_out
 from videosearch.index import IndexConfig
@@ -45,6 +46,36 @@ def build_command(
     engine.save(out)
     _report_skipped(skipped)
     typer.echo(f"indexed {len(engine)} videos into {out} ({len(skipped)} skipped)")
+
+
+@index_app.command("import-release")
+def import_release_command(
+    data: Path = typer.Argument(..., help="Dataset folder of the reference release's prepared data (it holds "
+                                "raw_annotation/ and the split folders)."),
+    out: Path = typer.Option(..., "--out", help="Index folder to write (new, empty, or an index to replace)."),
+    split: str = typer.Option("test", "--split", help="Split folder to index: test, train or val."),
+    embedder: Path = typer.Option(None, "--embedder", help="The model its vectors were made with (a "
+                                  "Qwen3-VL-Embedding-2B folder); default: the split's stored query vectors, "
+                                  "enough for search, the walk and the oracle judge, not for SQR or HQR."),
+    backend: str = typer.Option("faiss", "--backend", help="faiss (default) or milvus."),
+    factory: str = typer.Option("Flat", "--factory", help="FAISS factory string: Flat (exact), IVF256,Flat, HNSW32."),
+    uri: str = typer.Option(None, "--uri", help="Milvus server URI (default: a milvus-lite file in the index)."),
+) -> None:
+    """Index a split of the release's prepared data from its stored vectors, without embedding anything again.
+
+    Each video is one vector (the release embeds whole videos); the agent reads its frames from the split's frame
+    arrays, at the times their meta.jsonl gives.
+    """
+    config = IndexConfig(backend=backend, factory=factory, uri=uri)
+    release = ReleaseSplit(data, split)
+    release.check(("video_vectors", "docid2row"))
+    check_index_out(out)
+    ids, vectors = read_video_vectors(release)
+    model = load_embedder(embedder) if embedder else PrecomputedEmbedder(read_query_vectors(release))
+    durations, paths = release_videos(release, ids)
+    SearchEngine.from_vectors(model, ids, vectors, durations, paths, config).save(out)
+    frames = sum(bool(p) for p in paths)
+    typer.echo(f"indexed {len(ids)} videos of {data} ({split}) into {out}; {frames} with frame arrays")
 
 
 @index_app.command("add")

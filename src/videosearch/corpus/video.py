@@ -25,6 +25,7 @@ import av
 import av.error
 import numpy as np
 
+from videosearch.corpus.release import read_release_frames
 from videosearch.corpus.types import VideoFrames
 from videosearch.errors import VideoReadError
 
@@ -58,7 +59,8 @@ def read_frames(
     does not match it, or declares none).
 
     Args:
-        path: a video file in any format FFmpeg reads (mp4, mkv, webm, avi, mov, ...).
+        path: a video file in any format FFmpeg reads (mp4, mkv, webm, avi, mov, ...), or a `.npy` frame array
+            of the reference release (`corpus.release`: its folder's meta.jsonl gives the frames' times).
         fps: sampling rate in frames per second; > 0.
         max_frames: keep at most this many frames, spread uniformly; None keeps all sampled.
         size: (height, width) in pixels to resize to; None keeps the native size.
@@ -74,6 +76,8 @@ def read_frames(
     """
     _check_read_args(fps, max_frames, size)
     path = Path(path)
+    if path.suffix == ".npy":  # a frame array of the reference release's prepared data
+        return read_release_frames(path, fps, max_frames, size)
     if not path.is_file():
         raise VideoReadError(path, "no such file; check the path")
     if path.stat().st_size == 0:

@@ -175,6 +175,22 @@ class SearchEngine:
             raise VideosearchError(f"no readable video in {videos_dir} ({len(skipped)} skipped): nothing to index")
         return engine, skipped
 
+    @classmethod
+    def from_vectors(cls, embedder: Embedder, ids: list[str], vectors: np.ndarray, durations_s: list[float],
+                     paths: list[str], config: IndexConfig | None = None) -> SearchEngine:
+        """An index of videos embedded elsewhere (the release's prepared data): one vector (V, D) per video, which
+        is also its one segment, spanning the whole video; `paths` say where each video's frames are."""
+        if vectors.shape != (len(ids), embedder.dim):
+            raise VideosearchError(f"{len(ids)} ids need {len(ids)} vectors of {embedder.dim} dimensions (the "
+                                   f"embedder's), got {vectors.shape}")
+        for vid in ids:
+            if problem := id_problem(vid):
+                raise VideosearchError(f"video id {vid!r}: {problem}")
+        engine = cls(embedder, create_store(config or IndexConfig(), embedder.dim, embedder.model_id))
+        engine._add_embeddings(ids, [VideoEmbedding(v, v[None], np.array([[0.0, d]], np.float32), float(d))
+                                     for v, d in zip(vectors.astype(np.float32), durations_s)], paths)
+        return engine
+
     def add_videos(self, paths: list[Path], batch_size: int = 16, replace: bool = False) -> AddResult:
         """Embed and add video files, each under its id (see `assign_ids`); `replace` lets a file replace a video
         indexed from another file under the same id. Returns the ids added and replaced and the files skipped."""
