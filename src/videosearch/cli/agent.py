@@ -12,6 +12,7 @@ from videosearch.corpus.annotations import read_moments
 from videosearch.engine import SearchEngine
 from videosearch.errors import ConfigError
 from videosearch.policy.policy import Policy
+from videosearch.policy.release import is_release_checkpoint, load_release_policy
 from videosearch.shipped import shipped_policy
 
 agent_app = typer.Typer(help="Run the search agent: verify, refine, ground.", no_args_is_help=True)
@@ -42,8 +43,9 @@ def run_command(
     annotations: Path = typer.Option(..., "--annotations", help="Queries (world jsonl, VERIFIED jsonl, ...)."),
     out: Path = typer.Option(..., "--out", help="Predictions file (JSONL); an existing one of the same settings is "
                              "resumed, a file of anything else refused."),
-    checkpoint: Path = typer.Option(None, "--checkpoint", help="Policy checkpoint (`videosearch train sft`); "
-                                    "default: the shipped checkpoints/mini/policy."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="Policy checkpoint (`videosearch train sft`, or a "
+                                    "reference release's checkpoint folder); default: the shipped "
+                                    "checkpoints/mini/policy."),
     judge: str = typer.Option(None, "--judge", help="Who decides matched: policy (default) | oracle (the ground "
                               "truth; spans stay the policy's)."),
     refine: str = typer.Option(None, "--refine", help="After a rejection: none (walk down the ranking) | hqr (text "
@@ -63,7 +65,9 @@ def run_command(
     moments = read_moments(annotations, query_field=query_field).moments
     done = resumable_predictions(out, moments, config.settings, source=annotations)
     engine = SearchEngine.load(index)
-    agent = Agent(engine, Policy.load(checkpoint, engine.embedder), config)
+    policy = (load_release_policy(checkpoint, engine.embedder)[0] if is_release_checkpoint(checkpoint)
+              else Policy.load(checkpoint, engine.embedder))
+    agent = Agent(engine, policy, config)
     label = f"agent ({config.judge} judge, {config.refine} refine, {config.max_turns} turns)"
     written = write_episodes(agent, moments, out, done, label)
     typer.echo(f"wrote {written} predictions to {out} ({len(done)} were already there)")

@@ -104,5 +104,7 @@ class SQRHead(nn.Module):
         return self.refine_append_input_projector(latents)
 
     def refined_query(self, original: torch.Tensor, with_latents: torch.Tensor) -> torch.Tensor:
-        """q' from the original query vectors (B, D) and the embedder's vectors of the query with latents (B, D)."""
+        """q' from the original query vectors (B, D) and the embedder's vectors of the query with latents (B, He)."""
+        if not isinstance(self.query_embedder_head, nn.Identity):  # the release's map from He to D
+            with_latents = nn.functional.normalize(self.query_embedder_head(with_latents), dim=-1)
         return self.refine_gate(original, with_latents)
