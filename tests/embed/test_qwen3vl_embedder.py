@@ -142,3 +142,13 @@ def test_bad_settings_and_folders_are_clear_errors(checkpoint: Path, tmp_path: P
     (saved / "config.json").write_text(json.dumps(gone))
     with pytest.raises(ConfigError, match="is gone"):
         load_embedder(saved)
+
+
+def test_text_after_a_batch_of_videos_is_unchanged(embedder: Qwen3VLEmbedder) -> None:
+    latents = torch.randn(1, 3, embedder.latent_dim)
+    before = embedder.embed_text_with_latents(QUERIES[:1], latents).detach()
+    video = _video(4, seed=3)
+    embedder.embed_clips([(video.frames, video.timestamps_s)] * 2)  # the model keeps this call's position offsets
+    after = embedder.embed_text_with_latents(QUERIES[:1], latents).detach()
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(embedder.embed_text(QUERIES[:1]), embedder.embed_text(QUERIES[:1]), atol=1e-6)

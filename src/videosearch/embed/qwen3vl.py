@@ -144,7 +144,8 @@ class Qwen3VLEmbedder(Embedder):
         ids, mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
         lengths = mask.sum(1)
         if latents is None:
-            hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            hidden = self.model(input_ids=ids, attention_mask=mask,
+                                position_ids=_text_positions(mask)).last_hidden_state
             return self._pool(hidden, lengths - 1)
         embeds = self.model.get_input_embeddings()(ids)
         latents = latents.to(embeds.device, embeds.dtype)
@@ -152,7 +153,8 @@ class Qwen3VLEmbedder(Embedder):
         ones = mask.new_ones(latents.shape[1])
         embeds = torch.stack([torch.cat([embeds[i, :a], latents[i], embeds[i, a:]]) for i, a in enumerate(at)])
         mask = torch.stack([torch.cat([mask[i, :a], ones, mask[i, a:]]) for i, a in enumerate(at)])
-        hidden = self.model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+        hidden = self.model(inputs_embeds=embeds, attention_mask=mask,
+                            position_ids=_text_positions(mask)).last_hidden_state
         return self._pool(hidden, lengths - 1 + latents.shape[1])
 
     # ---- video --------------------------------------------------------------------------------------------------
@@ -214,3 +216,9 @@ class Qwen3VLEmbedder(Embedder):
                                                  attn_implementation="flash_attention_2" if flash else "sdpa")
             tokenizer = AutoTokenizer.from_pretrained(config.model_path)
         return cls(model.to(device), tokenizer, config)
+
+
+def _text_positions(mask: torch.Tensor) -> torch.Tensor:
+    """M-RoPE positions (3, B, L) of a text-only sequence: every section counts the real tokens. Given explicitly,
+    since a Qwen3-VL otherwise reuses the position offsets of its last call with a video."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)[None].expand(3, -1, -1)
