@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 RUNS := runs
 PRESET := configs/mini.yaml
 
-.PHONY: env test train demo bench clean-runs
+.PHONY: env test train demo bench full-size clean-runs
 
 env: $(STAMP)
 
@@ -43,6 +43,10 @@ demo: env
 bench: env
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/rollout.py
+
+# one forward of the paper policy and of its embedder at the real 2B shapes (random weights) on this CPU, timed
+full-size: env
+	$(BIN)/python bench/gpu.py --cpu-2b
 
 clean-runs:
 	rm -rf $(RUNS)

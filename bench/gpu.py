@@ -1,7 +1,8 @@
 """The paper preset's speed at real 2B shapes with random weights: one script for an H100 or H200 (under 6 min).
 
 Run on a CUDA machine: `python bench/gpu.py` (bf16, one turn's video of 64 frames at 448x448). `--cpu` runs every
-measurement at reduced size on a CPU (the tiny Qwen3-VL, fp32, 4 frames of 64x64) with the same output. Side by
+measurement at reduced size on a CPU (the tiny Qwen3-VL, fp32, 4 frames of 64x64) with the same output; `--cpu-2b`
+(`make full-size`) times one forward of the policy and of the embedder at the real 2B shapes on a CPU. Side by
 side in one process, after each turn's prefill where one is needed:
 - SQR: 8 latent steps on the turn's KV cache (ours) against the reference's way (a full re-prefill of the prompt
   with the video for each later latent) and against HQR's 27 greedy text tokens on the cache;
@@ -172,29 +173,46 @@ def agent_speed(policy: Policy, embedder: Qwen3VLEmbedder, frames: np.ndarray, n
     return result
 
 
+def full_size_forward(policy: Policy, embedder: Qwen3VLEmbedder, video: VideoFrames) -> dict[str, float]:
+    """Seconds of one policy prefill over the video and one embedder pass each for a query and the video."""
+    prompt = policy._prompt("the person opens the fridge after washing the dishes", video, "sqr")
+    ids, mask = policy._tokenize([prompt])
+    return {"prompt_tokens": int(ids.shape[1]),
+            "policy_prefill_s": round(_timed(lambda: policy.vision.prefill(policy.lm, ids, mask, [video]), 1), 2),
+            "embed_query_s": round(_timed(lambda: embedder.embed_text(["the person opens the fridge"]), 1), 2),
+            "embed_video_s": round(_timed(lambda: embedder.embed_video([video]), 1), 2)}
+
+
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu", action="store_true", help="reduced size on a CPU: tiny model, 4 frames of 64x64")
+    parser.add_argument("--cpu-2b", action="store_true", help="2B shapes on a CPU in fp32, 4 frames of 448x448: "
+                        "one policy prefill and one embedder pass per input, timed (about 10 GB of memory)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8, 16])
     args = parser.parse_args()
     began = time.perf_counter()
     torch.manual_seed(0)
     tokenizer = tiny_qwen3vl_tokenizer()
-    device, dtype = ("cpu", torch.float32) if args.cpu else ("cuda", torch.bfloat16)
+    device, dtype = ("cpu", torch.float32) if args.cpu or args.cpu_2b else ("cuda", torch.bfloat16)
     with torch.device(device):  # random init where the weights will live
         lm = tiny_qwen3vl(tokenizer) if args.cpu else qwen3vl_2b_shapes(tokenizer)
     policy = _policy(lm, tokenizer, device, dtype, max_new_tokens=32 if args.cpu else 64)
-    n, side = (4, 64) if args.cpu else (64, 448)
+    n, side = (4, 64) if args.cpu else (4, 448) if args.cpu_2b else (64, 448)
     frames = np.random.default_rng(0).integers(0, 255, (n, side, side, 3), dtype=np.uint8)
     video = VideoFrames("v", frames, np.arange(n, dtype=np.float64), float(n))
     embedder = Qwen3VLEmbedder(policy.lm.model, copy.deepcopy(tokenizer), Qwen3VLEmbedderConfig(segment_frames=0))
     result: dict[str, object] = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-                                 "dtype": str(dtype), "frames": n, "side": side}
-    result.update(refinement_speed(policy, video))
-    result.update(retriever_speed(embedder, video))
-    with tempfile.TemporaryDirectory() as folder:
-        result.update(agent_speed(policy, embedder, frames, 6 if args.cpu else 16, args.batches, Path(folder)))
+                                 "dtype": str(dtype), "frames": n, "side": side,
+                                 "parameters_b": round(sum(p.numel() for p in lm.parameters()) / 1e9, 2),
+                                 "init_s": round(time.perf_counter() - began, 1)}
+    if args.cpu_2b:
+        result.update(full_size_forward(policy, embedder, video))
+    else:
+        result.update(refinement_speed(policy, video))
+        result.update(retriever_speed(embedder, video))
+        with tempfile.TemporaryDirectory() as folder:
+            result.update(agent_speed(policy, embedder, frames, 6 if args.cpu else 16, args.batches, Path(folder)))
     result["wall_s"] = round(time.perf_counter() - began, 1)
     print(json.dumps(result))
 
