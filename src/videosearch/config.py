@@ -72,6 +72,11 @@ def load_config(cls: type[T], path: str | Path | None = None, section: str | Non
     return build_config(cls, apply_overrides(data, overrides or []), section or "")
 
 
+def given_paths(**paths: Path | None) -> dict[str, str]:
+    """The path options of a command that were given, as config values."""
+    return {key: str(value) for key, value in paths.items() if value is not None}
+
+
 def save_config(config: Any, path: str | Path) -> None:
     """Write the resolved config as YAML next to an output."""
     Path(path).write_text(yaml.safe_dump(_plain(dataclasses.asdict(config)), sort_keys=False))

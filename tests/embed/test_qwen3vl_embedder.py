@@ -152,3 +152,21 @@ def test_text_after_a_batch_of_videos_is_unchanged(embedder: Qwen3VLEmbedder) ->
     after = embedder.embed_text_with_latents(QUERIES[:1], latents).detach()
     torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-4)
     np.testing.assert_allclose(embedder.embed_text(QUERIES[:1]), embedder.embed_text(QUERIES[:1]), atol=1e-6)
+
+
+def test_index_build_takes_the_embedder_section_of_a_preset(small_world: Path, checkpoint: Path, tmp_path: Path,
+                                                            run_cli) -> None:
+    preset = tmp_path / "preset.yaml"
+    preset.write_text("embedder:\n  model_path: nowhere\n  max_frames: 4\n  segment_frames: 0\n")
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for path in sorted((small_world / "videos" / "test").iterdir())[:2]:
+        (videos / path.name).symlink_to(path)
+    code, out, err = run_cli("index", "build", "--videos", videos, "--out", tmp_path / "index", "--config", preset,
+                             "--embedder", checkpoint)
+    assert code == 0, err
+    engine = SearchEngine.load(tmp_path / "index")
+    assert isinstance(engine.embedder, Qwen3VLEmbedder) and engine.embedder.config.max_frames == 4
+    assert all(len(engine.segments[v].vectors) == 1 for v in engine.video_ids)  # segment_frames 0: the whole video
+    code, out, err = run_cli("index", "build", "--videos", videos, "--out", tmp_path / "index2", "--config", preset)
+    assert code == 2 and "nowhere" in err

@@ -122,6 +122,24 @@ def test_sft_without_infonce_leaves_the_sqr_head_to_its_own_stage(sft_inputs: tu
     assert not torch.equal(trained["vision_projector.0.weight"], fresh["vision_projector.0.weight"])
 
 
+def test_sft_in_full_trains_the_whole_lm_and_its_checkpoint_loads_back(sft_inputs: tuple[Path, Path],
+                                                                       tmp_path: Path, engine: SearchEngine) -> None:
+    """lora_r 0 (the paper's full fine-tuning): the LM's own weights move, and the checkpoint carries them."""
+    data, index = sft_inputs
+    policy = PolicyConfig(preset="tiny-mini", n_latents=3, max_new_tokens=4, lora_r=0)
+    final = train_sft(_config(data, index, tmp_path / "run", policy=policy, epochs=1, max_examples=4, lr=1e-2))
+    assert (final / "lm" / "model.safetensors").is_file() and not (final / "adapter").exists()
+    trained = Policy.load(final, engine.embedder)
+    torch.manual_seed(0)  # the seed SFT creates its policy under
+    fresh = Policy.create(PolicyConfig(preset="tiny-mini", n_latents=3, lora_r=0), engine.embedder)
+    name = "model.layers.0.mlp.up_proj.weight"  # a weight no LoRA of ours would touch
+    assert (trained.lm.state_dict()[name] - fresh.lm.state_dict()[name]).abs().max() > 1e-4
+    again = Policy.load(final, engine.embedder)
+    for key, value in trained.lm.state_dict().items():
+        torch.testing.assert_close(again.lm.state_dict()[key], value, rtol=0, atol=0)
+    assert again.tokenizer.convert_tokens_to_ids("<REFINE>") == trained.refine_id
+
+
 def test_sft_input_errors_are_clear(sft_inputs: tuple[Path, Path], tmp_path: Path, small_world: Path) -> None:
     data, index = sft_inputs
     with pytest.raises(ConfigError, match="needs `data`"):

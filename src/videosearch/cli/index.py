@@ -9,9 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from videosearch.config import given_paths, load_config
 from videosearch.corpus.release import ReleaseSplit, read_query_vectors, read_video_vectors, release_videos
 from videosearch.corpus.video import list_videos
-from videosearch.embed import PrecomputedEmbedder, load_embedder
+from videosearch.embed import PrecomputedEmbedder, Qwen3VLEmbedder, Qwen3VLEmbedderConfig, load_embedder
 from videosearch.engine import SearchEngine
 from videosearch.engine.engine import check_index_out
 from videosearch.index import IndexConfig
@@ -34,15 +35,22 @@ def build_command(
     backend: str = typer.Option("faiss", "--backend", help="faiss (default) or milvus."),
     factory: str = typer.Option("Flat", "--factory", help="FAISS factory string: Flat (exact), IVF256,Flat, HNSW32."),
     uri: str = typer.Option(None, "--uri", help="Milvus server URI (default: a milvus-lite file in the index)."),
+    preset: Path = typer.Option(None, "--config", help="YAML preset whose `embedder` section sets up a "
+                                "Qwen3-VL-Embedding retriever (configs/paper.yaml); --embedder replaces its "
+                                "model_path."),
 ) -> None:
     """Decode, embed and index every video of a folder; files that cannot be indexed are skipped and listed.
 
     A video's id is its file name without the extension; two files with the same id are both skipped.
     """
     config = IndexConfig(backend=backend, factory=factory, uri=uri)
-    embedder = embedder or shipped_retriever()
     check_index_out(out)  # before the slow part: never replace a folder of the user's files
-    engine, skipped = SearchEngine.build(videos, load_embedder(embedder), config)
+    if preset is not None:
+        settings = load_config(Qwen3VLEmbedderConfig, preset, "embedder", **given_paths(model_path=embedder))
+        model = Qwen3VLEmbedder.from_pretrained(settings.model_path, settings)
+    else:
+        model = load_embedder(embedder or shipped_retriever())
+    engine, skipped = SearchEngine.build(videos, model, config)
     engine.save(out)
     _report_skipped(skipped)
     typer.echo(f"indexed {len(engine)} videos into {out} ({len(skipped)} skipped)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from videosearch.config import load_config
+from videosearch.config import given_paths, load_config
 from videosearch.policy.policy import PolicyConfig
 from videosearch.train.calibrate import calibrate_verdict
 from videosearch.train.frame_encoder import FrameEncoderTrainConfig, train_frame_encoder
@@ -26,11 +26,6 @@ train_app = typer.Typer(help="Train the search policy: its frame encoder, SFT da
 OVERRIDE_HELP = "key=value, repeatable (e.g. -o epochs=2)."
 
 
-def _given(**paths: Path | None) -> dict[str, str]:
-    """The path options that were given, as config values."""
-    return {key: str(value) for key, value in paths.items() if value is not None}
-
-
 @train_app.command("frame-encoder")
 def frame_encoder_command(
     config: Path = typer.Option(None, "--config", help="YAML preset (its `frame_encoder` section)."),
@@ -41,7 +36,7 @@ def frame_encoder_command(
 ) -> None:
     """The policy's own vision: a frame encoder trained on the world's specs (who is where, doing what)."""
     folder = train_frame_encoder(load_config(FrameEncoderTrainConfig, config, "frame_encoder", override,
-                                             **_given(world=world, out=out)))
+                                             **given_paths(world=world, out=out)))
     typer.echo(f"frame encoder saved to {folder}")
 
 
@@ -94,7 +89,7 @@ def sft_command(
     override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
 ) -> None:
     """Cross-entropy on the assistant text + InfoNCE on the refined query; resumes from OUT/last."""
-    final = train_sft(load_config(SFTConfig, config, "sft", override, **_given(data=data, index=index, out=out)))
+    final = train_sft(load_config(SFTConfig, config, "sft", override, **given_paths(data=data, index=index, out=out)))
     typer.echo(f"policy saved to {final}")
 
 
@@ -138,5 +133,5 @@ def refiner_command(
     """Train only the SQR head on a frozen, SFT-trained policy: each turn prefilled once, then many InfoNCE passes;
     the epoch best on held-out turns is kept."""
     folder = train_refiner(load_config(RefinerTrainConfig, config, "refiner", override,
-                                       **_given(checkpoint=checkpoint, data=data, index=index, out=out)))
+                                       **given_paths(checkpoint=checkpoint, data=data, index=index, out=out)))
     typer.echo(f"policy with the trained SQR head saved to {folder}")

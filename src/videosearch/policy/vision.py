@@ -245,7 +245,7 @@ def build_vision(config: PolicyConfig, embedder: Embedder,
         if not isinstance(embedder, MiniEmbedder):
             raise ConfigError(f"the {config.preset} policy reads the mini embedder's video tower; "
                               f"got {type(embedder).__name__}")
-        if config.preset == "mini":
+        if config.preset == "mini" or config.lm_path:
             lm, tokenizer = lms.load_causal_lm(config.lm_path or lms.convert_smollm2())
         else:
             lm, tokenizer = lms.tiny_mini_lm()
@@ -256,7 +256,7 @@ def build_vision(config: PolicyConfig, embedder: Embedder,
                                                    else path)
         table = lm.get_input_embeddings().weight.detach()
         return lm, tokenizer, MiniVision(embedder, table.shape[1], encoder, float(table.norm(dim=-1).mean()))
-    if config.preset == "paper":
+    if config.preset == "paper" or config.lm_path:
         qwen, tokenizer = load_qwen3vl(config.lm_path)
     else:
         tokenizer = tiny_qwen3vl_tokenizer()

@@ -68,7 +68,7 @@ class SFTConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     epochs: int = 1
     batch_size: int = 8
-    lr: float = 2e-4  # LoRA
+    lr: float = 2e-4  # LoRA, or the whole LM when policy.lora_r is 0
     heads_lr: float = 1e-3  # SQR head, vision projector and the new token rows
     weight_decay: float = 0.0
     warmup_steps: int = 20
@@ -119,10 +119,16 @@ def info_nce(refined: torch.Tensor, original: torch.Tensor, video_vectors: torch
 
 
 def _optimizer(policy: Policy, config: SFTConfig) -> torch.optim.Optimizer:
-    """LoRA at `lr`; the SQR head, the vision projector and the new token rows at `heads_lr`."""
-    heads = [p for n, p in policy.named_parameters() if p.requires_grad and "lora_" not in n]
-    lora = [p for n, p in policy.named_parameters() if p.requires_grad and "lora_" in n]
-    return torch.optim.AdamW([{"params": lora, "lr": config.lr}, {"params": heads, "lr": config.heads_lr}],
+    """LoRA (or, trained in full, the whole LM) at `lr`; the SQR head, the vision projector and, with LoRA, the new
+    token rows at `heads_lr`."""
+    full = policy.config.lora_r == 0
+
+    def in_lm(name: str) -> bool:
+        return "lora_" in name or (full and name.startswith("lm."))
+
+    lm = [p for n, p in policy.named_parameters() if p.requires_grad and in_lm(n)]
+    heads = [p for n, p in policy.named_parameters() if p.requires_grad and not in_lm(n)]
+    return torch.optim.AdamW([{"params": lm, "lr": config.lr}, {"params": heads, "lr": config.heads_lr}],
                              weight_decay=config.weight_decay)
 
 
