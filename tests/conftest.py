@@ -46,8 +46,8 @@ def mini_embedder(_mini_embedder: MiniEmbedder) -> MiniEmbedder:
 @pytest.fixture
 def engine(small_world: Path, _mini_embedder: MiniEmbedder) -> SearchEngine:
     """A fresh engine over the small world's test videos (the embedder is shared: engines never change it)."""
-    engine, skipped = SearchEngine.build(small_world / "videos" / "test", _mini_embedder)
-    assert not skipped
+    engine, result = SearchEngine.build(small_world / "videos" / "test", _mini_embedder)
+    assert not result.skipped
     return engine
 
 

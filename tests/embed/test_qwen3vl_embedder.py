@@ -119,8 +119,8 @@ def test_an_index_of_world_videos_answers_queries(small_world: Path, checkpoint:
     folder.mkdir()
     for path in videos:
         (folder / path.name).symlink_to(path)
-    engine, skipped = SearchEngine.build(folder, embedder)
-    assert not skipped and len(engine) == 3
+    engine, result = SearchEngine.build(folder, embedder)
+    assert not result.skipped and len(engine) == 3
     engine.save(tmp_path / "index")
     hits = SearchEngine.load(tmp_path / "index").search("a circle moves", k=3)
     assert sorted(h.video_id for h in hits) == sorted(p.stem for p in videos)

@@ -18,10 +18,28 @@ def test_build_skips_unreadable_files_and_names_them(small_world: Path, mini_emb
     shutil.copytree(small_world / "videos" / "val", folder)
     (folder / "notes.mp4").write_text("not a video")
     (folder / "empty.mp4").write_bytes(b"")
-    engine, skipped = SearchEngine.build(folder, mini_embedder)
+    engine, result = SearchEngine.build(folder, mini_embedder)
+    skipped = result.skipped
     assert len(engine) == len(list((small_world / "videos" / "val").glob("*.mp4")))
     assert sorted(Path(s.path).name for s in skipped) == ["empty.mp4", "notes.mp4"]
     assert all(s.reason for s in skipped)
+
+
+def test_decoding_workers_build_the_same_index_and_the_speed_is_reported(small_world: Path,
+                                                                         mini_embedder: MiniEmbedder,
+                                                                         tmp_path: Path) -> None:
+    folder = tmp_path / "videos"
+    shutil.copytree(small_world / "videos" / "val", folder)
+    (folder / "notes.mp4").write_text("not a video")
+    alone, one = SearchEngine.build(folder, mini_embedder, batch_size=3)
+    pooled, two = SearchEngine.build(folder, mini_embedder, batch_size=3, workers=2)
+    ids = sorted(alone.video_ids)
+    assert sorted(pooled.video_ids) == ids and [s.path for s in two.skipped] == [s.path for s in one.skipped]
+    assert two.skipped[0].reason == one.skipped[0].reason  # the reason crosses the process boundary intact
+    np.testing.assert_allclose(pooled.store.get_vectors(ids), alone.store.get_vectors(ids), atol=1e-6)
+    assert [pooled.video_info(v)["segments"] for v in ids] == [alone.video_info(v)["segments"] for v in ids]
+    assert two.frames == one.frames > 0
+    assert f"{len(ids)} videos, {two.frames} frames in" in two.throughput() and "videos/s" in two.throughput()
 
 
 def test_build_of_a_folder_without_videos_is_a_clear_error(tmp_path: Path, mini_embedder: MiniEmbedder) -> None:

@@ -32,9 +32,9 @@ def test_odd_names_are_skipped_with_the_reason_and_the_rest_indexed(clips: list[
                        ("c.mp4", 5)]:
         shutil.copy(clips[clip], folder / name)
     # batch_size=1: "a.mkv" and "a.mp4" fall in different batches, where the second used to replace the first.
-    engine, skipped = SearchEngine.build(folder, mini_embedder, batch_size=1)
+    engine, result = SearchEngine.build(folder, mini_embedder, batch_size=1)
     assert sorted(engine.video_ids) == ["b", "c"]
-    why = reasons(skipped)
+    why = reasons(result.skipped)
     assert sorted(why) == ["a.mkv", "a.mp4", "bad\\nname.mp4", "caf\\xe9.mp4"]
     assert "also the id of a.mp4" in why["a.mkv"] and "also the id of a.mkv" in why["a.mp4"]
     assert "control" in why["bad\\nname.mp4"] and "not valid UTF-8" in why["caf\\xe9.mp4"]

@@ -20,8 +20,8 @@ from videosearch.index.base import MAX_ID_BYTES
 @pytest.fixture(scope="module")
 def served(small_world: Path, _mini_embedder: MiniEmbedder) -> SearchEngine:
     """One engine for this module's tests that only read it (the `engine` fixture builds one per test, ~1 s)."""
-    engine, skipped = SearchEngine.build(small_world / "videos" / "test", _mini_embedder)
-    assert not skipped
+    engine, result = SearchEngine.build(small_world / "videos" / "test", _mini_embedder)
+    assert not result.skipped
     return engine
 
 

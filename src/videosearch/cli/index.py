@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -18,6 +19,8 @@ from videosearch.engine.engine import check_index_out
 from videosearch.index import IndexConfig
 from videosearch.shipped import shipped_retriever
 
+#: decoding processes by default: one per core beyond the one that embeds, at most 4
+DEFAULT_WORKERS = max(0, min(4, (os.cpu_count() or 1) - 1))
 index_app = typer.Typer(help="Build and extend a video index.", no_args_is_help=True)
 
 
@@ -38,6 +41,9 @@ def build_command(
     preset: Path = typer.Option(None, "--config", help="YAML preset whose `embedder` section sets up a "
                                 "Qwen3-VL-Embedding retriever (configs/paper.yaml); --embedder replaces its "
                                 "model_path."),
+    workers: int = typer.Option(DEFAULT_WORKERS, "--workers", help="Processes decoding videos while the embedder "
+                                "runs (0: decode in this process)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Videos embedded together."),
 ) -> None:
     """Decode, embed and index every video of a folder; files that cannot be indexed are skipped and listed.
 
@@ -50,10 +56,12 @@ def build_command(
         model = Qwen3VLEmbedder.from_pretrained(settings.model_path, settings)
     else:
         model = load_embedder(embedder or shipped_retriever())
-    engine, skipped = SearchEngine.build(videos, model, config)
+    if workers < 0 or batch_size < 1:
+        raise typer.BadParameter("--workers must be >= 0 and --batch-size >= 1")
+    engine, result = SearchEngine.build(videos, model, config, batch_size, workers)
     engine.save(out)
-    _report_skipped(skipped)
-    typer.echo(f"indexed {len(engine)} videos into {out} ({len(skipped)} skipped)")
+    _report_skipped(result.skipped)
+    typer.echo(f"indexed {len(engine)} videos into {out} ({len(result.skipped)} skipped); {result.throughput()}")
 
 
 @index_app.command("import-release")
@@ -90,19 +98,23 @@ def import_release_command(
 def add_command(
     index: Path = typer.Argument(..., help="Index folder."),
     videos: Path = typer.Option(..., "--videos", help="Folder of new video files."),
+    workers: int = typer.Option(DEFAULT_WORKERS, "--workers", help="Processes decoding videos while the embedder "
+                                "runs (0: decode in this process)."),
     replace: bool = typer.Option(False, "--replace", help="Let a file replace a video indexed from another file "
                                  "under the same id (default: skip it and say so)."),
 ) -> None:
     """Add videos to an existing index without rebuilding it; a file indexed before is re-indexed (replaced)."""
     engine = SearchEngine.load(index)
-    result = engine.add_videos(list_videos(videos), replace=replace)
+    if workers < 0:
+        raise typer.BadParameter("--workers must be >= 0")
+    result = engine.add_videos(list_videos(videos), replace=replace, workers=workers)
     if result.added or result.replaced:
         engine.save(index)
     for vid in result.replaced:
         typer.echo(f"replaced {vid}", err=True)
     _report_skipped(result.skipped)
     typer.echo(f"index {index} now holds {len(engine)} videos ({len(result.added)} added, {len(result.replaced)} "
-               f"replaced, {len(result.skipped)} skipped)")
+               f"replaced, {len(result.skipped)} skipped); {result.throughput()}")
 
 
 def search_command(

@@ -7,7 +7,7 @@ pools: CLIP's end-of-text token; SigLIP's last position, since its text is padde
 take the place of padding).
 
     embedder = ClipEmbedder.from_pretrained("models/clip-vit-base-patch32")  # a transformers checkpoint folder
-    engine, skipped = SearchEngine.build("videos/", embedder)
+    engine, result = SearchEngine.build("videos/", embedder)
 """
 
 from __future__ import annotations

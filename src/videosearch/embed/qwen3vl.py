@@ -9,7 +9,7 @@ go where the reference release puts them: before the query's last token (usually
 template's closing tokens.
 
     embedder = Qwen3VLEmbedder.from_pretrained("models/Qwen3-VL-Embedding-2B")  # a local folder or a hub id
-    engine, skipped = SearchEngine.build("videos/", embedder)
+    engine, result = SearchEngine.build("videos/", embedder)
 """
 
 from __future__ import annotations

@@ -17,12 +17,17 @@ are skipped with the reason; nothing is ever replaced silently.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import multiprocessing
 import os
 import threading
+import time
 import zipfile
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +35,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
+from videosearch.corpus.types import VideoFrames
 from videosearch.corpus.video import list_videos, read_frames
 from videosearch.embed import Embedder, VideoEmbedding, load_embedder
 from videosearch.errors import IndexMismatchError, VideoReadError, VideosearchError
@@ -81,11 +87,47 @@ class SkippedVideo:
 
 @dataclass
 class AddResult:
-    """What `add_videos` did: ids newly added, ids whose indexed video was replaced, files skipped."""
+    """What `add_videos` did: ids newly added, ids whose indexed video was replaced, files skipped; and its speed."""
 
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     skipped: list[SkippedVideo] = field(default_factory=list)
+    frames: int = 0  # frames embedded
+    seconds: float = 0.0  # wall time, decoding and embedding
+
+    def throughput(self) -> str:
+        """'N videos, F frames in S s: x videos/s, y frames/s'."""
+        videos, seconds = len(self.added) + len(self.replaced), max(self.seconds, 1e-9)
+        return (f"{videos} videos, {self.frames} frames in {self.seconds:.1f} s: {videos / seconds:.2f} videos/s, "
+                f"{self.frames / seconds:.1f} frames/s")
+
+
+def _decode(path: Path, fps: float, max_frames: int, size: tuple[int, int] | None) -> VideoFrames | str:
+    """One video's frames, or why it cannot be read (a string: it crosses process boundaries as is)."""
+    try:
+        return read_frames(path, fps, max_frames, size)
+    except VideoReadError as exc:
+        return exc.reason
+
+
+def decoded_videos(paths: list[Path], fps: float, max_frames: int, size: tuple[int, int] | None,
+                   workers: int = 0) -> Iterator[tuple[Path, VideoFrames | str]]:
+    """(path, frames or the reason it cannot be read), in order; with `workers`, decoded in that many processes
+    while the caller embeds, at most two videos a worker ahead of it (memory stays bounded)."""
+    if workers <= 0:
+        for path in paths:
+            yield path, _decode(path, fps, max_frames, size)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        ahead: deque[tuple[Path, Future]] = deque()
+        queue = iter(paths)
+        for path in itertools.islice(queue, 2 * workers):
+            ahead.append((path, pool.submit(_decode, path, fps, max_frames, size)))
+        while ahead:
+            path, done = ahead.popleft()
+            for following in itertools.islice(queue, 1):
+                ahead.append((following, pool.submit(_decode, following, fps, max_frames, size)))
+            yield path, done.result()
 
 
 @dataclass
@@ -167,13 +209,15 @@ class SearchEngine:
     # ---- building -------------------------------------------------------------------------------------------
     @classmethod
     def build(cls, videos_dir: str | Path, embedder: Embedder, config: IndexConfig | None = None,
-              batch_size: int = 16) -> tuple[SearchEngine, list[SkippedVideo]]:
-        """Decode, embed and index every video file of a folder; files that cannot be indexed are returned."""
+              batch_size: int = 16, workers: int = 0) -> tuple[SearchEngine, AddResult]:
+        """Decode (in `workers` processes), embed and index every video file of a folder; what was indexed and
+        skipped comes back with the speed."""
         engine = cls(embedder, create_store(config or IndexConfig(), embedder.dim, embedder.model_id))
-        skipped = engine.add_videos(list_videos(videos_dir), batch_size).skipped
+        result = engine.add_videos(list_videos(videos_dir), batch_size, workers=workers)
         if not len(engine.store):
-            raise VideosearchError(f"no readable video in {videos_dir} ({len(skipped)} skipped): nothing to index")
-        return engine, skipped
+            raise VideosearchError(f"no readable video in {videos_dir} ({len(result.skipped)} skipped): nothing to "
+                                   "index")
+        return engine, result
 
     @classmethod
     def from_vectors(cls, embedder: Embedder, ids: list[str], vectors: np.ndarray, durations_s: list[float],
@@ -191,34 +235,39 @@ class SearchEngine:
                                      for v, d in zip(vectors.astype(np.float32), durations_s)], paths)
         return engine
 
-    def add_videos(self, paths: list[Path], batch_size: int = 16, replace: bool = False) -> AddResult:
+    def add_videos(self, paths: list[Path], batch_size: int = 16, replace: bool = False,
+                   workers: int = 0) -> AddResult:
         """Embed and add video files, each under its id (see `assign_ids`); `replace` lets a file replace a video
-        indexed from another file under the same id. Returns the ids added and replaced and the files skipped."""
+        indexed from another file under the same id; `workers` processes decode while the embedder runs. Returns
+        the ids added and replaced, the files skipped, and the frames embedded and the time taken."""
+        began = time.perf_counter()
         indexed = {vid: seg.path for vid, seg in self.segments.items()}
         accepted, skipped = assign_ids(list(paths), indexed, replace)
         result = AddResult(skipped=skipped)
         side = self.embedder.frame_size
-        frame_size = (side, side) if side else None
+        ids_of = {path: vid for vid, path in accepted}
+        stream = decoded_videos([path for _, path in accepted], self.embedder.fps, self.embedder.max_frames,
+                                (side, side) if side else None, workers)
         with progress_bar() as progress:
             task = progress.add_task("indexing videos", total=len(accepted))
-            for start in range(0, len(accepted), batch_size):
+            while batch := list(itertools.islice(stream, batch_size)):
                 ids, decoded, files = [], [], []
-                for vid, path in accepted[start: start + batch_size]:
-                    try:
-                        decoded.append(read_frames(path, self.embedder.fps, self.embedder.max_frames, frame_size))
-                    except VideoReadError as exc:
-                        result.skipped.append(SkippedVideo(printable_path(path), exc.reason))
-                        logger.warning("skipping %s: %s", printable_path(path), exc.reason)
+                for path, frames in batch:
+                    if isinstance(frames, str):
+                        result.skipped.append(SkippedVideo(printable_path(path), frames))
+                        logger.warning("skipping %s: %s", printable_path(path), frames)
                     else:
-                        ids.append(vid)
+                        ids.append(ids_of[path])
+                        decoded.append(frames)
                         files.append(str(path.resolve()))
-                    progress.advance(task)
-                if not decoded:
-                    continue
-                embeddings = self.embedder.embed_video(decoded)
-                for vid in ids:
-                    (result.replaced if vid in self.segments else result.added).append(vid)
-                self._add_embeddings(ids, embeddings, files)
+                if decoded:
+                    embeddings = self.embedder.embed_video(decoded)
+                    for vid in ids:
+                        (result.replaced if vid in self.segments else result.added).append(vid)
+                    self._add_embeddings(ids, embeddings, files)
+                    result.frames += sum(len(v) for v in decoded)
+                progress.advance(task, len(batch))
+        result.seconds = time.perf_counter() - began
         return result
 
     def _add_embeddings(self, ids: list[str], embeddings: list[VideoEmbedding], paths: list[str]) -> None:
