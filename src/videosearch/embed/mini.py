@@ -75,7 +75,7 @@ class MiniEmbedder(Embedder):
     @torch.no_grad()
     def embed_text(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         out = [self.text(texts[i: i + batch_size]) for i in range(0, len(texts), batch_size)]
-        return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+        return torch.cat(out).cpu().numpy().astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 
     def embed_text_with_latents(self, texts: list[str], latents: torch.Tensor) -> torch.Tensor:
         return self.text.forward_with_latents(texts, latents)

@@ -40,7 +40,9 @@ class TextTower(torch.nn.Module):
         return int(self.encoder.get_input_embeddings().embedding_dim)
 
     def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        return self.tokenizer(texts, padding=True, truncation=True, max_length=MAX_QUERY_TOKENS, return_tensors="pt")
+        """Token ids on the encoder's device."""
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=MAX_QUERY_TOKENS, return_tensors="pt")
+        return {name: tensor.to(self.encoder.device) for name, tensor in batch.items()}
 
     def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         mask = mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
@@ -67,11 +69,11 @@ class TextTower(torch.nn.Module):
         width = token_embeds.shape[1] + n_latents
         rows, masks = [], []
         for i, length in enumerate(lengths.tolist()):
-            row = torch.cat([token_embeds[i, : length - 1], latents[i].to(token_embeds.dtype),
+            row = torch.cat([token_embeds[i, : length - 1], latents[i].to(token_embeds.device, token_embeds.dtype),
                              token_embeds[i, length - 1: length]], dim=0)  # (length + N, E)
             pad = token_embeds.new_zeros(width - row.shape[0], row.shape[1])
             rows.append(torch.cat([row, pad]))
-            masks.append(torch.arange(width) < length + n_latents)
+            masks.append(torch.arange(width, device=token_embeds.device) < length + n_latents)
         embeds, mask = torch.stack(rows), torch.stack(masks).long()
         hidden = self.encoder(inputs_embeds=embeds, attention_mask=mask,
                               token_type_ids=torch.zeros_like(mask)).last_hidden_state

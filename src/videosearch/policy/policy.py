@@ -105,7 +105,9 @@ class PolicyTurn:
 class SFTBatch:
     """What one SFT step needs from the policy: the CE loss and the state to roll out latents from."""
 
-    ce_loss: torch.Tensor
+    ce_loss: torch.Tensor  # ce_sum / ce_weight
+    ce_sum: torch.Tensor  # the weighted sum of the target tokens' CE
+    ce_weight: torch.Tensor  # the sum of their weights: processes that share a batch normalise by the total
     refine_hidden: torch.Tensor  # (B, H), at each row's last token
     refine_rows: torch.Tensor  # bool (B,), rows whose target ends with <REFINE> (their last token)
     cache: object
@@ -327,8 +329,9 @@ class Policy(nn.Module):
         per_token = nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, -keep + 1:].flatten(),
                                                 ignore_index=-100, reduction="none")
         weights = weights[:, -keep + 1:].flatten().to(per_token.device)
-        ce = (per_token * weights).sum() / weights.sum().clamp(min=1e-8)
-        return SFTBatch(ce, hidden, ids[:, -1] == self.refine_id, cache, mask)
+        ce_sum, ce_weight = (per_token * weights).sum(), weights.sum()
+        return SFTBatch(ce_sum / ce_weight.clamp(min=1e-8), ce_sum, ce_weight, hidden, ids[:, -1] == self.refine_id,
+                        cache, mask)
 
     def sft_lengths(self, queries: list[str], videos: list[VideoFrames], targets: list[str],
                     modes: list[str]) -> list[int]:

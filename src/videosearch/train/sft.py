@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import Accelerator
 from transformers import get_cosine_schedule_with_warmup
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
@@ -87,7 +88,8 @@ class SFTConfig:
 
 
 def info_nce(refined: torch.Tensor, original: torch.Tensor, video_vectors: torch.Tensor, positives: torch.Tensor,
-             shown: torch.Tensor, config: SFTConfig, generator: torch.Generator) -> torch.Tensor:
+             shown: torch.Tensor, config: SFTConfig, generator: torch.Generator,
+             reduction: str = "mean") -> torch.Tensor:
     """InfoNCE of q' against the positive and `config.negatives` negatives per row.
 
     A negative scoring within `ambiguity_margin` of the positive under the original query, on either side, is
@@ -99,9 +101,10 @@ def info_nce(refined: torch.Tensor, original: torch.Tensor, video_vectors: torch
         positives: long (R,) ground-truth rows of `video_vectors`.  shown: long (R,) the video each row was
             shown (a negative unless it is the positive).
     """
-    with torch.no_grad():
-        refined_scores = refined.detach() @ video_vectors.T  # (R, V): hard negatives, re-mined with the current q'
-        original_scores = original @ video_vectors.T
+    positives, shown = positives.cpu(), shown.cpu()
+    with torch.no_grad():  # the negatives are chosen on the CPU, wherever the vectors live
+        refined_scores = (refined.detach() @ video_vectors.T).cpu()  # (R, V): hard negatives, re-mined with q'
+        original_scores = (original @ video_vectors.T).cpu()
         negatives = torch.empty(len(refined), config.negatives, dtype=torch.long)
         for row in range(len(refined)):
             ranked = refined_scores[row].argsort(descending=True)
@@ -112,10 +115,12 @@ def info_nce(refined: torch.Tensor, original: torch.Tensor, video_vectors: torch
             negatives[row] = order[np.sort(first)][: config.negatives]
         ambiguous = (original_scores.gather(1, negatives) - original_scores.gather(1, positives[:, None])).abs() <= (
             config.ambiguity_margin)
-    candidates = torch.cat([positives[:, None], negatives], dim=1)  # (R, 1 + K), the positive first
+    candidates = torch.cat([positives[:, None], negatives], dim=1).to(video_vectors.device)  # the positive first
     logits = (refined[:, None, :] * video_vectors[candidates]).sum(-1) / config.tau
-    logits = logits.masked_fill(torch.cat([torch.zeros_like(ambiguous[:, :1]), ambiguous], dim=1), float("-inf"))
-    return torch.nn.functional.cross_entropy(logits, torch.zeros(len(refined), dtype=torch.long))
+    masked = torch.cat([torch.zeros_like(ambiguous[:, :1]), ambiguous], dim=1).to(logits.device)
+    logits = logits.masked_fill(masked, float("-inf"))
+    return torch.nn.functional.cross_entropy(logits, torch.zeros(len(refined), dtype=torch.long,
+                                                                 device=logits.device), reduction=reduction)
 
 
 def _optimizer(policy: Policy, config: SFTConfig) -> torch.optim.Optimizer:
@@ -154,69 +159,106 @@ def train_sft(config: SFTConfig) -> Path:
 
     A run killed at any point and started again resumes from its newest complete checkpoint with the log cut
     back to that step and every random state restored, so it ends with the weights of a run never killed.
+    Under `accelerate launch` (or torchrun) each of N processes takes every N-th example of each batch; the losses
+    are normalised by the batch's totals over all processes and the gradients summed, so N processes take the
+    steps one process takes (up to the random fill of InfoNCE's negatives, which each process draws on its own).
     """
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
     examples, engine = _load_inputs(config)
     out = Path(config.out)  # type: ignore[arg-type]
-    check_replaceable(out, LOG_FILE, "SFT run")
-    torch.manual_seed(config.seed)
+    if main:
+        check_replaceable(out, LOG_FILE, "SFT run")
+    torch.manual_seed(config.seed)  # the same initial weights in every process
     embedder = engine.embedder
-    checkpoint = _recover_checkpoint(out)
+    checkpoint = _recover_checkpoint(out) if main else None
+    accelerator.wait_for_everyone()
+    if not main and (out / LAST / STATE_FILE).is_file():
+        checkpoint = out / LAST
     policy = (Policy.load(checkpoint, embedder, trainable=True) if checkpoint
-              else Policy.create(config.policy, embedder).train())
+              else Policy.create(config.policy, embedder).train()).to(accelerator.device)
     for module in (getattr(embedder, "text", None), getattr(embedder, "video", None)):
         if isinstance(module, torch.nn.Module):
-            module.requires_grad_(False)
+            module.requires_grad_(False).to(accelerator.device)
+    trainable = [p for p in policy.parameters() if p.requires_grad]
     optimizer = _optimizer(policy, config)
     steps_per_epoch = math.ceil(len(examples) / config.batch_size)
     total = steps_per_epoch * config.epochs
     scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, total)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed + rank)
     step = _load_state(checkpoint / STATE_FILE, optimizer, scheduler, generator) if checkpoint else 0
+    if rank:  # dropout differs between processes, as their examples do
+        torch.manual_seed(config.seed + rank)
     if checkpoint:
         logger.info("resuming from %s at step %d of %d", checkpoint, step, total)
-    out.mkdir(parents=True, exist_ok=True)
-    _truncate_log(out / LOG_FILE, step)  # first, so that the folder is marked as ours before anything else
-    save_config(config, out / "config.yaml")
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        _truncate_log(out / LOG_FILE, step)  # first, so that the folder is marked as ours before anything else
+        save_config(config, out / "config.yaml")
 
     ids = engine.video_ids
     row_of = {v: i for i, v in enumerate(ids)}
-    video_vectors = torch.from_numpy(engine.store.get_vectors(ids))
+    video_vectors = torch.from_numpy(engine.store.get_vectors(ids)).to(accelerator.device)
     videos = VideoCache(engine, policy.config, policy.vision.frame_size)
     for video_id in track(sorted({e.video_id for e in examples}), "decoding videos"):
         videos[video_id]
     lengths = policy.sft_lengths([e.query for e in examples], [videos[e.video_id] for e in examples],
                                  [e.target for e in examples], [e.mode for e in examples])
     plan: dict[int, list[list[int]]] = {}
-    log = (out / LOG_FILE).open("a", encoding="utf-8")
+    log = (out / LOG_FILE).open("a", encoding="utf-8") if main else None
     with progress() as bar:
-        task = bar.add_task("SFT", total=total, completed=step)
+        task = bar.add_task("SFT", total=total, completed=step, visible=main)
         while step < total:
             epoch, offset = divmod(step, steps_per_epoch)
             if epoch not in plan:  # once an epoch, not every step
                 plan = {epoch: _epoch_batches(lengths, config.batch_size, config.seed + epoch)}
-            batch = [examples[i] for i in plan[epoch][offset]]
+            batch = [examples[i] for i in plan[epoch][offset][rank::world]]
             started = time.perf_counter()
-            ce, nce = _step(policy, embedder, batch, videos, video_vectors, row_of, config, generator)
-            loss = ce + config.infonce_weight * nce
+            sums = _step(policy, embedder, batch, videos, video_vectors, row_of, config, generator)
+            totals = torch.stack([sums.ce_weight, sums.nce_rows]).to(accelerator.device)
+            if world > 1:
+                totals = accelerator.reduce(totals, "sum")
+            ce = sums.ce_sum / totals[0].clamp(min=1e-8)
+            nce = sums.nce_sum / totals[1].clamp(min=1.0)
             optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for p in policy.parameters() if p.requires_grad], 1.0)
+            if batch:
+                (ce + config.infonce_weight * nce).backward()
+            if world > 1:
+                _sum_gradients(trainable, accelerator)
+                ce, nce = accelerator.reduce(ce.detach(), "sum"), accelerator.reduce(nce.detach(), "sum")
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             scheduler.step()
             step += 1
             record = {"step": step, "epoch": epoch, "ce": round(float(ce.detach()), 4),
                       "infonce": round(float(nce.detach()), 4), "lr": scheduler.get_last_lr()[0],
                       "seconds": round(time.perf_counter() - started, 3)}
-            log.write(json.dumps(record) + "\n")
-            log.flush()
+            if log is not None:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
             bar.update(task, advance=1, description=f"SFT ce {record['ce']:.3f} infonce {record['infonce']:.3f}")
-            if step % config.save_every == 0 or step == total:
+            if main and (step % config.save_every == 0 or step == total):
                 state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                          "step": step, "rng": _rng_state(generator)}
                 _save(policy, out / LAST, state)
-    log.close()
-    _save(policy, out / FINAL)
+    if world > 1:  # the summed gradients keep every process's weights the same: check it before saving them
+        checksums = accelerator.gather(torch.stack([p.detach().double().sum() for p in trainable]).sum()[None])
+        if not torch.all(checksums == checksums[0]):
+            raise VideosearchError(f"the {world} processes ended with different weights (checksums "
+                                   f"{checksums.tolist()}): a fault of ours or of the process group")
+    if log is not None:
+        log.close()
+        _save(policy, out / FINAL)
+    accelerator.wait_for_everyone()
     return out / FINAL
+
+
+def _sum_gradients(parameters: list[torch.nn.Parameter], accelerator: Accelerator) -> None:
+    """Every process ends with the sum of all processes' gradients (each loss is already over the global totals)."""
+    for parameter in parameters:
+        if parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
+        parameter.grad.copy_(accelerator.reduce(parameter.grad, "sum"))
 
 
 def _epoch_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
@@ -227,27 +269,41 @@ def _epoch_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[
     return [batches[i] for i in np.random.default_rng(seed).permutation(len(batches))]
 
 
+@dataclass
+class _StepSums:
+    """One process's share of a batch: the sums its losses are made of, and what they are normalised by."""
+
+    ce_sum: torch.Tensor
+    ce_weight: torch.Tensor
+    nce_sum: torch.Tensor
+    nce_rows: torch.Tensor
+
+
 def _step(policy: Policy, embedder: Embedder, batch: list[SFTExample], videos: VideoCache,
           video_vectors: torch.Tensor, row_of: dict[str, int], config: SFTConfig,
-          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(CE, InfoNCE) of one batch; InfoNCE is 0 (and no latents are rolled out) when its weight is 0 or no row
-    refines against a known positive."""
+          generator: torch.Generator) -> _StepSums:
+    """The CE and InfoNCE sums of this process's examples; InfoNCE is 0 (and no latents are rolled out) when its
+    weight is 0 or no row refines against a known positive."""
+    zero = torch.zeros((), device=video_vectors.device)
+    if not batch:
+        return _StepSums(zero, zero, zero, zero)
     queries = [e.query for e in batch]
     out = policy.sft_forward(queries, [videos[e.video_id] for e in batch], [e.target for e in batch],
                              [e.mode for e in batch], config.verdict_weight)
     rows = [i for i in out.refine_rows.nonzero().flatten().tolist()
             if not batch[i].matched and batch[i].gt_video_id in row_of]
     if not rows or config.infonce_weight == 0:
-        return out.ce_loss, torch.zeros(())
+        return _StepSums(out.ce_sum, out.ce_weight.detach(), zero, zero)
     latents = rollout_latents(policy.vision.step_fn(policy.lm, out.cache), policy.sqr, out.refine_hidden,
                               out.attention_mask, policy.config.n_latents)[rows]
     chosen = [queries[i] for i in rows]
-    original = torch.from_numpy(embedder.embed_text(chosen))
+    original = torch.from_numpy(embedder.embed_text(chosen)).to(video_vectors.device)
     with_latents = embedder.embed_text_with_latents(chosen, policy.sqr.to_embedder(latents))
     refined = policy.sqr.refined_query(original, with_latents)
     positives = torch.tensor([row_of[batch[i].gt_video_id] for i in rows])
     shown = torch.tensor([row_of[batch[i].video_id] for i in rows])
-    return out.ce_loss, info_nce(refined, original, video_vectors, positives, shown, config, generator)
+    nce_sum = info_nce(refined, original, video_vectors, positives, shown, config, generator, reduction="sum")
+    return _StepSums(out.ce_sum, out.ce_weight.detach(), nce_sum, torch.tensor(float(len(rows)), device=zero.device))
 
 
 def _save(policy: Policy, folder: Path, state: dict | None = None) -> None:
