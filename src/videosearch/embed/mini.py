@@ -84,8 +84,9 @@ class MiniEmbedder(Embedder):
     def embed_video(self, videos: list[VideoFrames]) -> list[VideoEmbedding]:
         if not videos:
             return []
-        frames, times, mask = frames_to_tensor(videos, self.video_config.frame_size)
-        frame_vectors, video_vectors = self.video(frames, times, mask)
+        device = next(self.video.parameters()).device
+        frames, times, mask = (t.to(device) for t in frames_to_tensor(videos, self.video_config.frame_size))
+        frame_vectors, video_vectors = (t.cpu() for t in self.video(frames, times, mask))
         results = []
         for i, video in enumerate(videos):
             segments, ranges = self.video.segments(frame_vectors[i], len(video))
@@ -98,7 +99,7 @@ class MiniEmbedder(Embedder):
     def save_pretrained(self, out_dir: str | Path) -> None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.video.state_dict().items()}, out / WEIGHTS)
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.video.state_dict().items()}, out / WEIGHTS)
         config = {"kind": "mini", "text_model_path": self.text_model_path, "video_tower": self.video_config.to_dict(),
                   "model_id": self.model_id}
         (out / "config.json").write_text(json.dumps(config, indent=2))

@@ -46,7 +46,8 @@ class VideoTowerConfig:
 
 def _time_encoding(timestamps_s: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal encoding of true timestamps (B, T) -> (B, T, dim), so positions are in seconds."""
-    freqs = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-torch.log(torch.tensor(1000.0)) / dim))
+    scale = -torch.log(torch.tensor(1000.0)) / dim  # a 0-d CPU tensor: it multiplies a tensor on any device
+    freqs = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32, device=timestamps_s.device) * scale)
     angles = timestamps_s.unsqueeze(-1).float() * freqs  # (B, T, dim/2)
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 

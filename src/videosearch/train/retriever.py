@@ -89,8 +89,8 @@ def _padded_segments(tower: torch.nn.Module, frame_vectors: torch.Tensor,
     """Segment vectors of every video in a batch, padded: (B, S_max, D) and a bool mask (B, S_max)."""
     per_video = [tower.segments(frame_vectors[j], int(mask[j].sum()))[0] for j in range(len(frame_vectors))]
     padded = torch.nn.utils.rnn.pad_sequence(per_video, batch_first=True)
-    lengths = torch.tensor([len(x) for x in per_video])
-    return padded, torch.arange(padded.shape[1]) < lengths[:, None]
+    lengths = torch.tensor([len(x) for x in per_video], device=padded.device)
+    return padded, torch.arange(padded.shape[1], device=padded.device) < lengths[:, None]
 
 
 def _best_segment(embedder: MiniEmbedder, video: VideoFrames, moment: Moment) -> int:
@@ -132,7 +132,9 @@ def train_retriever(config: RetrieverTrainConfig) -> MiniEmbedder:
         by_video.setdefault(m.video_id, []).append(i)
     seg_targets = torch.tensor([_best_segment(embedder, train_videos[m.video_id], m) for m in train_moments])
 
-    tower = embedder.video.train()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    tower = embedder.video.to(device).train()
+    train_q, seg_targets = train_q.to(device), seg_targets.to(device)
     optimizer = torch.optim.AdamW(tower.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = len(_batches(sorted(train_videos), config.batch_videos, rng))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps_per_epoch,
@@ -143,10 +145,11 @@ def train_retriever(config: RetrieverTrainConfig) -> MiniEmbedder:
         losses = []
         batches = _batches(sorted(train_videos), config.batch_videos, rng)
         for batch_ids in track(batches, description=f"epoch {epoch + 1}"):
-            frames, times, mask = frames_to_tensor([train_videos[v] for v in batch_ids], config.video_tower.frame_size)
+            frames, times, mask = (t.to(device) for t in frames_to_tensor([train_videos[v] for v in batch_ids],
+                                                                            config.video_tower.frame_size))
             frame_vectors, video_vectors = tower(frames, times, mask)
             rows = [i for v in batch_ids for i in by_video.get(v, [])]
-            column = torch.tensor([batch_ids.index(train_moments[i].video_id) for i in rows])
+            column = torch.tensor([batch_ids.index(train_moments[i].video_id) for i in rows], device=device)
             q = train_q[rows]  # (R, D)
             segments, seg_mask = _padded_segments(tower, frame_vectors, mask)  # (B, S, D), (B, S)
             seg_logits = torch.einsum("rd,rsd->rs", q, segments[column]) / config.tau
