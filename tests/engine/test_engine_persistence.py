@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from videosearch import folders
+from videosearch.embed import MiniEmbedder
 from videosearch.engine import SearchEngine
 from videosearch.engine.engine import IndexFileError
 from videosearch.errors import VideosearchError
@@ -248,3 +249,40 @@ def test_a_dead_writers_set_aside_copy_goes_once_the_folder_is_written_again(eng
     (tmp_path / "index").mkdir()  # ...and the folder made again empty, so nothing is restored from the copy
     engine.save(out)
     assert sorted(tmp_path.iterdir()) == [out], "the stale copy is removed after the swap"
+
+
+def test_an_unfinished_build_is_refused_then_resumed_without_embedding_again(small_world: Path, tmp_path: Path,
+                                                                            mini_embedder: MiniEmbedder,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    videos = small_world / "videos" / "test"
+    reference, _ = SearchEngine.build(videos, mini_embedder)
+    embedded: list[str] = []
+    real = SearchEngine.add_videos
+
+    def add_then_die(self: SearchEngine, paths: list, *args: object, **kwargs: object) -> object:
+        if embedded:
+            raise KeyboardInterrupt  # killed while indexing the second chunk
+        embedded.extend(p.stem for p in paths)
+        return real(self, paths, *args, **kwargs)
+
+    monkeypatch.setattr(SearchEngine, "add_videos", add_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        SearchEngine.build_into(tmp_path / "index", videos, mini_embedder, save_every=4)
+    with pytest.raises(VideosearchError, match="stopped after 4 videos: run the same `videosearch index build`"):
+        SearchEngine.load(tmp_path / "index")
+    seen: list[str] = []
+
+    def add_and_note(self: SearchEngine, paths: list, *args: object, **kwargs: object) -> object:
+        seen.extend(p.stem for p in paths)
+        return real(self, paths, *args, **kwargs)
+
+    monkeypatch.setattr(SearchEngine, "add_videos", add_and_note)
+    engine, result = SearchEngine.build_into(tmp_path / "index", videos, mini_embedder, save_every=4)
+    assert not set(seen) & set(embedded) and len(result.added) == len(reference) - 4  # the first 4 were kept
+    loaded = SearchEngine.load(tmp_path / "index")
+    ids = sorted(reference.video_ids)
+    assert sorted(loaded.video_ids) == ids
+    np.testing.assert_allclose(loaded.store.get_vectors(ids), reference.store.get_vectors(ids), atol=1e-6)
+    loaded.save(tmp_path / "index", finished=False)  # an unfinished build of another embedder is not resumed
+    with pytest.raises(VideosearchError, match="unfinished build with embedder"):
+        SearchEngine.build_into(tmp_path / "index", videos, MiniEmbedder(), save_every=4)

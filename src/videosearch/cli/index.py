@@ -44,6 +44,8 @@ def build_command(
     workers: int = typer.Option(DEFAULT_WORKERS, "--workers", help="Processes decoding videos while the embedder "
                                 "runs (0: decode in this process)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Videos embedded together."),
+    save_every: int = typer.Option(500, "--save-every", help="Videos between saves of the unfinished index: a "
+                                   "killed build, run again, resumes from its last save."),
 ) -> None:
     """Decode, embed and index every video of a folder; files that cannot be indexed are skipped and listed.
 
@@ -51,15 +53,14 @@ def build_command(
     """
     config = IndexConfig(backend=backend, factory=factory, uri=uri)
     check_index_out(out)  # before the slow part: never replace a folder of the user's files
+    if workers < 0 or batch_size < 1 or save_every < 1:
+        raise typer.BadParameter("--workers must be >= 0, --batch-size and --save-every >= 1")
     if preset is not None:
         settings = load_config(Qwen3VLEmbedderConfig, preset, "embedder", **given_paths(model_path=embedder))
         model = Qwen3VLEmbedder.from_pretrained(settings.model_path, settings)
     else:
         model = load_embedder(embedder or shipped_retriever())
-    if workers < 0 or batch_size < 1:
-        raise typer.BadParameter("--workers must be >= 0 and --batch-size >= 1")
-    engine, result = SearchEngine.build(videos, model, config, batch_size, workers)
-    engine.save(out)
+    engine, result = SearchEngine.build_into(out, videos, model, config, batch_size, workers, save_every)
     _report_skipped(result.skipped)
     typer.echo(f"indexed {len(engine)} videos into {out} ({len(result.skipped)} skipped); {result.throughput()}")
 

@@ -338,14 +338,53 @@ class SearchEngine:
         best = int(np.argmax(seg_scores))
         return Hit(video_id, score, float(seg.spans_s[best, 0]), float(seg.spans_s[best, 1]), float(seg_scores[best]))
 
-    # ---- persistence ----------------------------------------------------------------------------------------
-    def save(self, out_dir: str | Path) -> None:
-        """Write the index folder: a fsynced temporary sibling swapped in by rename (see `check_index_out`)."""
+    @classmethod
+    def build_into(cls, out_dir: str | Path, videos_dir: str | Path, embedder: Embedder,
+                   config: IndexConfig | None = None, batch_size: int = 16, workers: int = 0,
+                   save_every: int = 500) -> tuple[SearchEngine, AddResult]:
+        """`build`, saving the index into `out_dir` every `save_every` videos, marked unfinished until the last
+        save. Run again after a kill, it resumes that unfinished build: the files it indexed are skipped."""
         out = Path(out_dir)
         check_index_out(out)
-        publish_folder(out, self._write)
+        engine = cls._unfinished(out, embedder) or cls(embedder, create_store(config or IndexConfig(), embedder.dim,
+                                                                               embedder.model_id))
+        done = {seg.path for seg in engine.segments.values()}
+        todo = [p for p in list_videos(videos_dir) if str(p.resolve()) not in done]
+        total = AddResult()
+        for start in range(0, len(todo), save_every):
+            result = engine.add_videos(todo[start: start + save_every], batch_size, workers=workers)
+            for name in ("added", "replaced", "skipped"):
+                getattr(total, name).extend(getattr(result, name))
+            total.frames, total.seconds = total.frames + result.frames, total.seconds + result.seconds
+            if start + save_every < len(todo) and len(engine.store):
+                engine.save(out, finished=False)
+        if not len(engine.store):
+            raise VideosearchError(f"no readable video in {videos_dir} ({len(total.skipped)} skipped): nothing to "
+                                   "index")
+        engine.save(out)
+        return engine, total
 
-    def _write(self, folder: Path) -> None:
+    @classmethod
+    def _unfinished(cls, out: Path, embedder: Embedder) -> SearchEngine | None:
+        """The unfinished build saved in `out`, when there is one; it must be of `embedder`'s model."""
+        if not (out / MANIFEST).is_file() or _read_manifest(out).get("finished", True):
+            return None
+        engine = cls.load(out, unfinished=True)
+        if engine.embedder.model_id != embedder.model_id:
+            raise VideosearchError(f"{out} holds an unfinished build with embedder {engine.embedder.model_id}, not "
+                                   f"{embedder.model_id}: finish it with that embedder, or give another --out")
+        logger.info("resuming the unfinished build in %s (%d videos indexed)", out, len(engine))
+        return engine
+
+    # ---- persistence ----------------------------------------------------------------------------------------
+    def save(self, out_dir: str | Path, finished: bool = True) -> None:
+        """Write the index folder: a fsynced temporary sibling swapped in by rename (see `check_index_out`);
+        `finished=False` marks a build still under way, which `load` refuses."""
+        out = Path(out_dir)
+        check_index_out(out)
+        publish_folder(out, lambda folder: self._write(folder, finished))
+
+    def _write(self, folder: Path, finished: bool = True) -> None:
         self.embedder.save_pretrained(folder / "embedder")
         self.store.save(folder / "store")
         ids = sorted(self.segments)
@@ -357,14 +396,18 @@ class SearchEngine:
                  durations_s=np.array([self.segments[v].duration_s for v in ids], np.float64),
                  paths=np.array([self.segments[v].path for v in ids], dtype=str))
         manifest = {"format_version": FORMAT_VERSION, "model_id": self.embedder.model_id, "dim": dim,
-                    "videos": len(ids)}
+                    "videos": len(ids), "finished": finished}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
     @classmethod
-    def load(cls, path: str | Path, embedder: Embedder | None = None) -> SearchEngine:
-        """Open an index folder; `embedder` overrides the saved copy (it must be the same model)."""
+    def load(cls, path: str | Path, embedder: Embedder | None = None, unfinished: bool = False) -> SearchEngine:
+        """Open an index folder; `embedder` overrides the saved copy (it must be the same model). A build that was
+        killed before it finished is refused unless `unfinished`."""
         folder = Path(path)
         manifest = _read_manifest(folder)
+        if not manifest.get("finished", True) and not unfinished:
+            raise VideosearchError(f"{folder} is an index build that stopped after {manifest.get('videos')} videos: "
+                                   "run the same `videosearch index build` again to finish it")
         if embedder is None:
             embedder = _load_saved_embedder(folder / "embedder")
         store = open_store(folder / "store", expected_model_id=manifest["model_id"], expected_dim=manifest["dim"])
