@@ -190,6 +190,8 @@ def main() -> None:
     parser.add_argument("--cpu-2b", action="store_true", help="2B shapes on a CPU in fp32, 4 frames of 448x448: "
                         "one policy prefill and one embedder pass per input, timed (about 10 GB of memory)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--frames", type=int, default=0, help="frames of the turn's video (default: 64 on a GPU, "
+                        "4 with --cpu or --cpu-2b)")
     args = parser.parse_args()
     began = time.perf_counter()
     torch.manual_seed(0)
@@ -199,6 +201,7 @@ def main() -> None:
         lm = tiny_qwen3vl(tokenizer) if args.cpu else qwen3vl_2b_shapes(tokenizer)
     policy = _policy(lm, tokenizer, device, dtype, max_new_tokens=32 if args.cpu else 64)
     n, side = (4, 64) if args.cpu else (4, 448) if args.cpu_2b else (64, 448)
+    n = args.frames or n
     frames = np.random.default_rng(0).integers(0, 255, (n, side, side, 3), dtype=np.uint8)
     video = VideoFrames("v", frames, np.arange(n, dtype=np.float64), float(n))
     embedder = Qwen3VLEmbedder(policy.lm.model, copy.deepcopy(tokenizer), Qwen3VLEmbedderConfig(segment_frames=0))

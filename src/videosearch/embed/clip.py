@@ -12,7 +12,7 @@ take the place of padding).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from transformers import (
 )
 from transformers.masking_utils import create_causal_mask
 
+from videosearch.config import build_config
 from videosearch.corpus.types import VideoFrames
 from videosearch.embed.base import (
     Embedder,
@@ -69,13 +70,6 @@ class ClipEmbedderConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"clip.{name}={value!r} must be a positive integer")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ClipEmbedderConfig:
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(set(values) - known):
-            raise ConfigError(f"unknown clip embedder keys {unknown}; known keys are {sorted(known)}")
-        return cls(**values)
 
 
 class ClipEmbedder(Embedder):
@@ -195,7 +189,7 @@ class ClipEmbedder(Embedder):
         folder = Path(path)
         meta = read_json_object(folder / "config.json")
         if meta.get("kind") == "clip":
-            config = config or ClipEmbedderConfig.from_dict(meta.get("embedder", {}))
+            config = config or build_config(ClipEmbedderConfig, meta.get("embedder", {}), "clip embedder")
         elif meta.get("model_type") in FAMILIES:
             config = config or ClipEmbedderConfig()
             config.model_path = str(folder.resolve())

@@ -15,7 +15,7 @@ template's closing tokens.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, Qwen3VLModel
 
+from videosearch.config import build_config
 from videosearch.corpus.types import VideoFrames
 from videosearch.embed.base import (
     Embedder,
@@ -70,13 +71,6 @@ class Qwen3VLEmbedderConfig:
                 raise ConfigError(f"qwen3vl.{name}={value!r} must be an integer >= 0")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ConfigError(f"qwen3vl.dtype={self.dtype!r}: use auto, float32, bfloat16 or float16")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> Qwen3VLEmbedderConfig:
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(set(values) - known):
-            raise ConfigError(f"unknown qwen3vl embedder keys {unknown}; known keys are {sorted(known)}")
-        return cls(**values)
 
 
 class Qwen3VLEmbedder(Embedder):
@@ -202,7 +196,7 @@ class Qwen3VLEmbedder(Embedder):
         folder = Path(path)
         meta = read_json_object(folder / "config.json") if (folder / "config.json").is_file() else {}
         if meta.get("kind") == "qwen3vl":
-            config = config or Qwen3VLEmbedderConfig.from_dict(meta.get("embedder", {}))
+            config = config or build_config(Qwen3VLEmbedderConfig, meta.get("embedder", {}), "qwen3vl embedder")
         else:
             config = config or Qwen3VLEmbedderConfig()
             config.model_path = str(folder.resolve()) if folder.exists() else str(path)
