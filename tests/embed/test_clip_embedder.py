@@ -13,6 +13,7 @@ from videosearch.corpus.types import VideoFrames
 from videosearch.embed import ClipEmbedder, ClipEmbedderConfig, load_embedder
 from videosearch.embed.clip import save_random_clip
 from videosearch.errors import ConfigError
+from videosearch.eval.oracle_refine import OracleConfig, optimise_latents
 
 QUERIES = ["the small red circle moves to the left", "a big blue square grows", "yellow triangle enters"]
 
@@ -147,3 +148,13 @@ def test_bad_folders_and_settings_are_clear_errors(checkpoint: Path, tmp_path: P
         ClipEmbedderConfig(fps=0)
     with pytest.raises(ConfigError, match="clip.frame_batch"):
         ClipEmbedderConfig(frame_batch=0)
+
+
+def test_oracle_latents_optimise_through_the_clip_text_tower(embedder: ClipEmbedder) -> None:
+    videos = torch.nn.functional.normalize(torch.randn(5, embedder.dim), dim=-1)
+    targets = torch.tensor([3, 1])
+    latents = optimise_latents(embedder, QUERIES[:2], videos, targets, OracleConfig(n_latents=4, steps=30, lr=0.1))
+    refined = embedder.embed_text_with_latents(QUERIES[:2], latents).detach()
+    plain = torch.from_numpy(embedder.embed_text(QUERIES[:2]))
+    gain = (refined @ videos.T)[[0, 1], targets] - (plain @ videos.T)[[0, 1], targets]
+    assert (gain > 0).all()  # the latents move each query towards its target

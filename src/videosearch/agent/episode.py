@@ -195,5 +195,5 @@ class Agent:
             oracle = OracleConfig(n_latents=self.policy.config.n_latents, steps=self.config.oracle_steps)
             latents = optimise_latents(self.engine.embedder, texts, corpus, targets, oracle)
             with torch.no_grad():
-                refined[known] = self.engine.embedder.embed_text_with_latents(texts, latents).float().numpy()
+                refined[known] = self.engine.embedder.embed_text_with_latents(texts, latents).float().cpu().numpy()
         return refined

@@ -81,6 +81,14 @@ def model_errors(model_path: str, what: str) -> Iterator[None]:
                           f"{str(exc).splitlines()[0]})") from None
 
 
+@torch.no_grad()
+def masked_mean_embedding(table: torch.nn.Embedding, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, E) float32 CPU: the mean of each row's embeddings over its real tokens (`mask` 1)."""
+    embeds = table(ids.to(table.weight.device)).float().cpu()
+    weights = mask.unsqueeze(-1).float().cpu()
+    return (embeds * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
 def segment_ranges(n_frames: int, size: int, stride: int) -> list[tuple[int, int]]:
     """Frame ranges [i, j) of windows of `size` frames every `stride`; the last window ends the video."""
     starts = list(range(0, max(n_frames - size, 0) + 1, stride))
@@ -135,6 +143,10 @@ class Embedder(ABC):
     @abstractmethod
     def latent_dim(self) -> int:
         """Width E of the text encoder's input embeddings, where latents are inserted."""
+
+    @abstractmethod
+    def mean_token_embedding(self, texts: list[str]) -> torch.Tensor:
+        """float32 (B, E) on the CPU: each text's mean input embedding over its tokens (a neutral latent)."""
 
     @property
     def latent_norm(self) -> float:

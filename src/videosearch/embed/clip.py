@@ -35,6 +35,7 @@ from videosearch.corpus.types import VideoFrames
 from videosearch.embed.base import (
     Embedder,
     VideoEmbedding,
+    masked_mean_embedding,
     model_errors,
     read_json_object,
     save_reference,
@@ -117,6 +118,12 @@ class ClipEmbedder(Embedder):
         if latents.dim() != 3 or latents.shape[0] != len(texts) or latents.shape[2] != self.latent_dim:
             raise ValueError(f"latents must be (B={len(texts)}, N, {self.latent_dim}), got {tuple(latents.shape)}")
         return self._encode_text(texts, latents)
+
+    def mean_token_embedding(self, texts: list[str]) -> torch.Tensor:
+        batch = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt",
+                               max_length=int(self.model.text_model.config.max_position_embeddings))
+        return masked_mean_embedding(self.model.text_model.embeddings.token_embedding, batch["input_ids"],
+                                     batch["attention_mask"])
 
     def _encode_text(self, texts: list[str], latents: torch.Tensor | None = None) -> torch.Tensor:
         """The text tower's own forward, with `latents` (B, N, E) spliced in before the pooled position."""

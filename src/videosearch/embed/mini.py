@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from videosearch.corpus.types import VideoFrames
-from videosearch.embed.base import Embedder, VideoEmbedding, segment_spans_s
+from videosearch.embed.base import Embedder, VideoEmbedding, masked_mean_embedding, segment_spans_s
 from videosearch.embed.text_tower import TextTower
 from videosearch.embed.video_tower import VideoTower, VideoTowerConfig
 from videosearch.errors import ConfigError
@@ -79,6 +79,12 @@ class MiniEmbedder(Embedder):
 
     def embed_text_with_latents(self, texts: list[str], latents: torch.Tensor) -> torch.Tensor:
         return self.text.forward_with_latents(texts, latents)
+
+    @torch.no_grad()
+    def mean_token_embedding(self, texts: list[str]) -> torch.Tensor:
+        batch = self.text.tokenizer(texts, padding=True, return_tensors="pt")
+        return masked_mean_embedding(self.text.encoder.get_input_embeddings(), batch["input_ids"],
+                                     batch["attention_mask"])
 
     @torch.no_grad()
     def embed_video(self, videos: list[VideoFrames]) -> list[VideoEmbedding]:

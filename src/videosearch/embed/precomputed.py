@@ -55,6 +55,9 @@ class PrecomputedEmbedder(Embedder):
     def embed_text_with_latents(self, texts: list[str], latents: torch.Tensor) -> torch.Tensor:
         raise ConfigError(f"refining queries (SQR) embeds new text, which stored vectors cannot do; {NEEDS_MODEL}")
 
+    def mean_token_embedding(self, texts: list[str]) -> torch.Tensor:
+        raise ConfigError(f"stored query vectors have no token embeddings; {NEEDS_MODEL}")
+
     def save_pretrained(self, out_dir: str | Path) -> None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from videosearch.corpus.types import VideoFrames
 from videosearch.embed.base import (
     Embedder,
     VideoEmbedding,
+    masked_mean_embedding,
     model_errors,
     read_json_object,
     save_reference,
@@ -117,14 +118,15 @@ class Qwen3VLEmbedder(Embedder):
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def _pool(self, hidden: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """Rows of `hidden` (B, L, H) at positions `last` (B,), truncated to `dim`, as float32 unit vectors."""
+        """Rows of `hidden` (B, L, H) at positions `last` (B,), truncated to `dim`, as float32 unit vectors (on the
+        model's device)."""
         pooled = hidden[torch.arange(len(last), device=hidden.device), last.to(hidden.device)].float()
-        return F.normalize(pooled[:, : self.dim], dim=-1).cpu()
+        return F.normalize(pooled[:, : self.dim], dim=-1)
 
     # ---- text ---------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def embed_text(self, texts: list[str]) -> np.ndarray:
-        out = [self._encode_text(texts[i: i + self.config.batch_size])
+        out = [self._encode_text(texts[i: i + self.config.batch_size]).cpu()
                for i in range(0, len(texts), self.config.batch_size)]
         return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
 
@@ -132,6 +134,10 @@ class Qwen3VLEmbedder(Embedder):
         if latents.dim() != 3 or latents.shape[0] != len(texts) or latents.shape[2] != self.latent_dim:
             raise ValueError(f"latents must be (B={len(texts)}, N, {self.latent_dim}), got {tuple(latents.shape)}")
         return self._encode_text(texts, latents)
+
+    def mean_token_embedding(self, texts: list[str]) -> torch.Tensor:
+        batch = self.tokenizer(texts, padding=True, return_tensors="pt")
+        return masked_mean_embedding(self.model.get_input_embeddings(), batch["input_ids"], batch["attention_mask"])
 
     def _encode_text(self, texts: list[str], latents: torch.Tensor | None = None) -> torch.Tensor:
         batch = self.tokenizer([self._template(t) for t in texts], padding=True, return_tensors="pt")
@@ -167,7 +173,7 @@ class Qwen3VLEmbedder(Embedder):
             hidden = self.model(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels,
                                 video_grid_thw=torch.cat([v.video_grid_thw for v in inputs]).to(self.device),
                                 mm_token_type_ids=mm_token_type_ids(ids, self.model.config)).last_hidden_state
-            out.append(self._pool(hidden, mask.sum(1) - 1))
+            out.append(self._pool(hidden, mask.sum(1) - 1).cpu())
         return torch.cat(out)
 
     def embed_video(self, videos: list[VideoFrames]) -> list[VideoEmbedding]:

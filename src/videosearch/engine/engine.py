@@ -303,7 +303,7 @@ class SearchEngine:
     def encode_refined(self, texts: list[str], latents: torch.Tensor) -> np.ndarray:
         """Query vectors with latents (B, N, E) inserted into the text encoder's sequence (no gradient)."""
         with torch.no_grad():
-            return self.embedder.embed_text_with_latents(texts, latents).float().numpy()
+            return self.embedder.embed_text_with_latents(texts, latents).float().cpu().numpy()
 
     def search(self, query: str | np.ndarray, k: int = 10, exclude: list[str] | set[str] | None = None,
                latents: torch.Tensor | None = None) -> list[Hit]:

@@ -43,13 +43,7 @@ class OracleConfig:
 
 def initial_latents(embedder: Embedder, texts: list[str], n_latents: int) -> torch.Tensor:
     """(B, N, E): each query's mean token input embedding, repeated: a neutral start that keeps the ranking."""
-    tower = embedder.text  # type: ignore[attr-defined]
-    batch = tower.tokenizer(texts, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        embeds = tower.encoder.get_input_embeddings()(batch["input_ids"])  # (B, L, E)
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        mean = (embeds * mask).sum(1) / mask.sum(1)
-    return mean.unsqueeze(1).repeat(1, n_latents, 1)
+    return embedder.mean_token_embedding(texts).unsqueeze(1).repeat(1, n_latents, 1)
 
 
 def optimise_latents(embedder: Embedder, texts: list[str], video_vectors: torch.Tensor, targets: torch.Tensor,
@@ -70,7 +64,8 @@ def optimise_latents(embedder: Embedder, texts: list[str], video_vectors: torch.
     optimizer = torch.optim.Adam([latents], lr=config.lr)
     with torch.enable_grad():  # callers may run under no_grad (the agent's episodes)
         for _ in range(config.steps):
-            logits = embedder.embed_text_with_latents(texts, latents) @ video_vectors.T / config.tau  # (B, V)
+            refined = embedder.embed_text_with_latents(texts, latents).to(video_vectors.device)
+            logits = refined @ video_vectors.T / config.tau  # (B, V)
             loss = torch.nn.functional.cross_entropy(logits, targets)
             # the gradient of the latents only: the embedder's weights get no .grad to keep or clear
             (latents.grad,) = torch.autograd.grad(loss, [latents])
@@ -110,8 +105,8 @@ def oracle_refine(embedder: Embedder, ids: list[str], video_vectors: np.ndarray,
         with torch.no_grad():
             scores = {"plain": embedder.embed_text(texts) @ videos.numpy().T,
                       "latents_init": embedder.embed_text_with_latents(
-                          texts, initial_latents(embedder, texts, config.n_latents)).numpy() @ videos.numpy().T,
-                      "oracle": embedder.embed_text_with_latents(texts, latents).numpy() @ videos.numpy().T}
+                          texts, initial_latents(embedder, texts, config.n_latents)).cpu().numpy() @ videos.numpy().T,
+                      "oracle": embedder.embed_text_with_latents(texts, latents).cpu().numpy() @ videos.numpy().T}
         for name, values in scores.items():
             ranks[name].append(_rank_of(values, target.numpy()))
     result: dict[str, float] = {"queries": float(len(moments)), "corpus": float(len(ids))}

@@ -121,6 +121,9 @@ class Policy(nn.Module):
                  sqr: SQRHead) -> None:
         super().__init__()
         self.config, self.lm, self.tokenizer, self.vision, self.sqr = config, lm, tokenizer, vision, sqr
+        weight = next(lm.parameters())  # the heads live where the LM does, in its precision
+        for module in (sqr, *vision.trainable_modules().values()):
+            module.to(weight.device, weight.dtype)
         self.refine_id = int(tokenizer.convert_tokens_to_ids(REFINE_TOKEN))  # type: ignore[attr-defined]
         self.eos_ids = {int(i) for i in _as_list(tokenizer.eos_token_id)}  # type: ignore[attr-defined]
         tokenizer.padding_side = "left"  # type: ignore[attr-defined]

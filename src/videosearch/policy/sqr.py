@@ -48,7 +48,7 @@ class RefineGate(nn.Module):
 
     def forward(self, original: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
         """(B, D) unit vectors q and f -> (B, D) unit vectors q'."""
-        mixed = original + self.weight.to(refined.dtype) * (refined - original.to(refined.dtype))
+        mixed = original + self.weight.to(refined.device, refined.dtype) * (refined - original.to(refined.dtype))
         return nn.functional.normalize(mixed, dim=-1)
 
 
@@ -106,5 +106,8 @@ class SQRHead(nn.Module):
     def refined_query(self, original: torch.Tensor, with_latents: torch.Tensor) -> torch.Tensor:
         """q' from the original query vectors (B, D) and the embedder's vectors of the query with latents (B, He)."""
         if not isinstance(self.query_embedder_head, nn.Identity):  # the release's map from He to D
-            with_latents = nn.functional.normalize(self.query_embedder_head(with_latents), dim=-1)
+            weight = self.query_embedder_head.weight
+            with_latents = nn.functional.normalize(self.query_embedder_head(with_latents.to(weight.device,
+                                                                                            weight.dtype)), dim=-1)
+            original = original.to(with_latents.device)
         return self.refine_gate(original, with_latents)

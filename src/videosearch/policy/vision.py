@@ -11,6 +11,7 @@ rope delta from the prefill (`QwenCache`).
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABCMeta, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -227,12 +228,17 @@ def _qwen_model(lm: nn.Module) -> Qwen3VLForConditionalGeneration:
 
 
 def load_qwen3vl(lm_path: str | None) -> tuple[Qwen3VLForConditionalGeneration, PreTrainedTokenizerBase]:
-    """The `paper` preset's LM and tokenizer from a local Qwen3-VL folder, in fp32."""
+    """The `paper` preset's LM and tokenizer from a local Qwen3-VL folder: bf16 with SDPA (flash-attention when
+    installed) on a GPU, fp32 on a CPU."""
     if not lm_path or not (Path(lm_path) / "config.json").exists():
         raise ConfigError(f"the paper policy needs lm_path, got {lm_path!r}: pass the local Qwen3-VL-2B-Instruct "
                           "folder (with config.json), e.g. -o policy.lm_path=models/Qwen3-VL-2B-Instruct")
-    model = Qwen3VLForConditionalGeneration.from_pretrained(lm_path, dtype=torch.float32)
-    return model, AutoTokenizer.from_pretrained(lm_path)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    flash = device == "cuda" and importlib.util.find_spec("flash_attn") is not None
+    model = Qwen3VLForConditionalGeneration.from_pretrained(
+        lm_path, dtype=torch.bfloat16 if device == "cuda" else torch.float32,
+        attn_implementation="flash_attention_2" if flash else "sdpa")
+    return model.to(device), AutoTokenizer.from_pretrained(lm_path)
 
 
 def build_vision(config: PolicyConfig, embedder: Embedder,

@@ -298,7 +298,7 @@ def _step(policy: Policy, embedder: Embedder, batch: list[SFTExample], videos: V
                               out.attention_mask, policy.config.n_latents)[rows]
     chosen = [queries[i] for i in rows]
     original = torch.from_numpy(embedder.embed_text(chosen)).to(video_vectors.device)
-    with_latents = embedder.embed_text_with_latents(chosen, policy.sqr.to_embedder(latents))
+    with_latents = embedder.embed_text_with_latents(chosen, policy.sqr.to_embedder(latents)).to(original.device)
     refined = policy.sqr.refined_query(original, with_latents)
     positives = torch.tensor([row_of[batch[i].gt_video_id] for i in rows])
     shown = torch.tensor([row_of[batch[i].video_id] for i in rows])
