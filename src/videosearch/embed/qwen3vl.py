@@ -179,14 +179,14 @@ class Qwen3VLEmbedder(Embedder):
     def embed_video(self, videos: list[VideoFrames]) -> list[VideoEmbedding]:
         results = []
         for video in videos:
+            clips = [(video.frames, video.timestamps_s)]
             if self.config.segment_frames:
                 ranges = segment_ranges(len(video), self.config.segment_frames, self.config.segment_stride)
-            else:
+                clips += [(video.frames[a:b], video.timestamps_s[a:b]) for a, b in ranges]
+            else:  # the whole video is its only segment
                 ranges = [(0, len(video))]
-            clips = [(video.frames, video.timestamps_s)] + [(video.frames[a:b], video.timestamps_s[a:b])
-                                                            for a, b in ranges]
             vectors = self.embed_clips(clips).numpy()
-            results.append(VideoEmbedding(vectors[0], vectors[1:],
+            results.append(VideoEmbedding(vectors[0], vectors[1:] if len(vectors) > 1 else vectors[:1],
                                           np.asarray(segment_spans_s(video, ranges, self.fps), np.float32),
                                           video.duration_s))
         return results

@@ -111,22 +111,22 @@ def _decode(path: Path, fps: float, max_frames: int, size: tuple[int, int] | Non
 
 
 def decoded_videos(paths: list[Path], fps: float, max_frames: int, size: tuple[int, int] | None,
-                   workers: int = 0) -> Iterator[tuple[Path, VideoFrames | str]]:
+                   workers: int = 0, ahead: int = 2) -> Iterator[tuple[Path, VideoFrames | str]]:
     """(path, frames or the reason it cannot be read), in order; with `workers`, decoded in that many processes
-    while the caller embeds, at most two videos a worker ahead of it (memory stays bounded)."""
+    while the caller works, at most `ahead` videos ahead of it (memory stays bounded)."""
     if workers <= 0:
         for path in paths:
             yield path, _decode(path, fps, max_frames, size)
         return
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        ahead: deque[tuple[Path, Future]] = deque()
+        pending: deque[tuple[Path, Future]] = deque()
         queue = iter(paths)
-        for path in itertools.islice(queue, 2 * workers):
-            ahead.append((path, pool.submit(_decode, path, fps, max_frames, size)))
-        while ahead:
-            path, done = ahead.popleft()
+        for path in itertools.islice(queue, max(ahead, workers)):
+            pending.append((path, pool.submit(_decode, path, fps, max_frames, size)))
+        while pending:
+            path, done = pending.popleft()
             for following in itertools.islice(queue, 1):
-                ahead.append((following, pool.submit(_decode, following, fps, max_frames, size)))
+                pending.append((following, pool.submit(_decode, following, fps, max_frames, size)))
             yield path, done.result()
 
 
@@ -246,8 +246,9 @@ class SearchEngine:
         result = AddResult(skipped=skipped)
         side = self.embedder.frame_size
         ids_of = {path: vid for vid, path in accepted}
+        # the next batch decodes while this one is embedded
         stream = decoded_videos([path for _, path in accepted], self.embedder.fps, self.embedder.max_frames,
-                                (side, side) if side else None, workers)
+                                (side, side) if side else None, workers, ahead=batch_size + workers)
         with progress_bar() as progress:
             task = progress.add_task("indexing videos", total=len(accepted))
             while batch := list(itertools.islice(stream, batch_size)):
