@@ -95,6 +95,14 @@ class AddResult:
     frames: int = 0  # frames embedded
     seconds: float = 0.0  # wall time, decoding and embedding
 
+    def extend(self, other: AddResult) -> None:
+        """Add what a later `add_videos` call did."""
+        self.added += other.added
+        self.replaced += other.replaced
+        self.skipped += other.skipped
+        self.frames += other.frames
+        self.seconds += other.seconds
+
     def throughput(self) -> str:
         """'N videos, F frames in S s: x videos/s, y frames/s'."""
         videos, seconds = len(self.added) + len(self.replaced), max(self.seconds, 1e-9)
@@ -353,10 +361,7 @@ class SearchEngine:
         todo = [p for p in list_videos(videos_dir) if str(p.resolve()) not in done]
         total = AddResult()
         for start in range(0, len(todo), save_every):
-            result = engine.add_videos(todo[start: start + save_every], batch_size, workers=workers)
-            for name in ("added", "replaced", "skipped"):
-                getattr(total, name).extend(getattr(result, name))
-            total.frames, total.seconds = total.frames + result.frames, total.seconds + result.seconds
+            total.extend(engine.add_videos(todo[start: start + save_every], batch_size, workers=workers))
             if start + save_every < len(todo) and len(engine.store):
                 engine.save(out, finished=False)
         if not len(engine.store):
