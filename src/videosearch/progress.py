@@ -13,9 +13,10 @@ T = TypeVar("T")
 console = Console(stderr=True)
 
 
-def track(sequence: Iterable[T], description: str, total: float | None = None) -> Iterator[T]:
-    """Iterate with a progress bar on stderr."""
-    yield from rich_track(sequence, description=description, total=total, console=console, transient=True)
+def track(sequence: Iterable[T], description: str, total: float | None = None, visible: bool = True) -> Iterator[T]:
+    """Iterate with a progress bar on stderr (none when not `visible`: a process other than the main one)."""
+    yield from rich_track(sequence, description=description, total=total, console=console, transient=True,
+                          disable=not visible)
 
 
 def progress() -> Progress:

@@ -35,3 +35,10 @@ def test_config_from_yaml_and_overrides(tmp_path: Path) -> None:
 def test_training_on_a_folder_that_is_not_a_world_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="world generate"):
         train_retriever(RetrieverTrainConfig(world=str(tmp_path), out=str(tmp_path / "out")))
+
+
+def test_a_world_too_small_for_two_steps_is_a_clear_error(small_world: Path, tmp_path: Path) -> None:
+    config = RetrieverTrainConfig(world=str(small_world), out=str(tmp_path / "ret"), epochs=1, batch_videos=10_000)
+    with pytest.raises(ConfigError, match="raise epochs or lower batch_videos"):
+        train_retriever(config)
+    assert not (tmp_path / "ret").exists()

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
+from launcher import run_processes
 from sft_testdata import checkpoint_weights
 
 PRESET = {"sft": {"policy": {"preset": "tiny-mini", "n_latents": 3, "max_new_tokens": 4, "lora_dropout": 0.0},
@@ -17,29 +14,14 @@ PRESET = {"sft": {"policy": {"preset": "tiny-mini", "n_latents": 3, "max_new_tok
                   "negatives": 10, "infonce_weight": 0.0, "lr": 0.01, "heads_lr": 0.01}}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _sft(args: list[str], processes: int) -> None:
-    cli = str(Path(sys.executable).with_name("videosearch"))
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-                 "--master_addr", "127.0.0.1", "--master_port", str(_free_port())] if processes > 1 else [])
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([*launcher, cli, "train", "sft", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-
 def test_two_processes_end_with_the_weights_of_one(sft_inputs: tuple[Path, Path], tmp_path: Path) -> None:
     data, index = sft_inputs
     preset = tmp_path / "preset.yaml"
     preset.write_text(yaml.safe_dump(PRESET))
     common = ["--config", str(preset), "--data", str(data), "--index", str(index)]
-    _sft([*common, "--out", str(tmp_path / "one")], 1)
-    _sft([*common, "--out", str(tmp_path / "two")], 2)  # each rank checks that all ranks end with the same weights
+    run_processes(["train", "sft", *common, "--out", str(tmp_path / "one")], 1)
+    # each rank checks that all ranks end with the same weights
+    run_processes(["train", "sft", *common, "--out", str(tmp_path / "two")], 2)
     one, two = checkpoint_weights(tmp_path / "one" / "final"), checkpoint_weights(tmp_path / "two" / "final")
     assert one.keys() == two.keys()
     # halves of a batch pad differently, so the gradients differ in the last bits, and Adam scales a near-zero

@@ -46,6 +46,7 @@ from videosearch.folders import (
 from videosearch.policy.policy import Policy, PolicyConfig
 from videosearch.policy.rollout import rollout_latents
 from videosearch.progress import progress, track
+from videosearch.train.processes import check_same_weights, sum_gradients
 from videosearch.train.sft_data import SFTExample, read_sft_examples
 
 logger = logging.getLogger(__name__)
@@ -224,7 +225,7 @@ def train_sft(config: SFTConfig) -> Path:
             if batch:
                 (ce + config.infonce_weight * nce).backward()
             if world > 1:
-                _sum_gradients(trainable, accelerator)
+                sum_gradients(trainable, accelerator)
                 ce, nce = accelerator.reduce(ce.detach(), "sum"), accelerator.reduce(nce.detach(), "sum")
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
@@ -242,23 +243,12 @@ def train_sft(config: SFTConfig) -> Path:
                          "step": step, "rng": _rng_state(generator)}
                 _save(policy, out / LAST, state)
     if world > 1:  # the summed gradients keep every process's weights the same: check it before saving them
-        checksums = accelerator.gather(torch.stack([p.detach().double().sum() for p in trainable]).sum()[None])
-        if not torch.all(checksums == checksums[0]):
-            raise VideosearchError(f"the {world} processes ended with different weights (checksums "
-                                   f"{checksums.tolist()}): a fault of ours or of the process group")
+        check_same_weights(trainable, accelerator)
     if log is not None:
         log.close()
         _save(policy, out / FINAL)
     accelerator.wait_for_everyone()
     return out / FINAL
-
-
-def _sum_gradients(parameters: list[torch.nn.Parameter], accelerator: Accelerator) -> None:
-    """Every process ends with the sum of all processes' gradients (each loss is already over the global totals)."""
-    for parameter in parameters:
-        if parameter.grad is None:
-            parameter.grad = torch.zeros_like(parameter)
-        parameter.grad.copy_(accelerator.reduce(parameter.grad, "sum"))
 
 
 def _epoch_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
