@@ -170,3 +170,24 @@ def test_index_build_takes_the_embedder_section_of_a_preset(small_world: Path, c
     assert all(len(engine.segments[v].vectors) == 1 for v in engine.video_ids)  # segment_frames 0: the whole video
     code, out, err = run_cli("index", "build", "--videos", videos, "--out", tmp_path / "index2", "--config", preset)
     assert code == 2 and "nowhere" in err
+
+
+def test_segments_keep_the_whole_videos_resolution(checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import videosearch.embed.qwen3vl as qwen3vl
+
+    grids, original = [], qwen3vl.video_to_qwen_inputs
+
+    def recording(*args: object, **kwargs: object) -> object:
+        inputs = original(*args, **kwargs)
+        grids.append(tuple(inputs.video_grid_thw[0, 1:].tolist()))
+        return inputs
+
+    monkeypatch.setattr(qwen3vl, "video_to_qwen_inputs", recording)
+    # 10 frames of 128x128 over a budget of 10 frames of 64x64: a segment of 4 frames given the whole budget would
+    # be read at 96x96, more than twice the pixels of the video's own frames
+    embedder = Qwen3VLEmbedder.from_pretrained(checkpoint, Qwen3VLEmbedderConfig(
+        max_frames=10, segment_frames=4, segment_stride=2, total_pixels=10 * 64 * 64))
+    frames = np.random.default_rng(4).integers(0, 256, (10, 128, 128, 3), dtype=np.uint8)
+    embedding = embedder.embed_video([VideoFrames("v", frames, np.arange(10.0), 10.0)])[0]
+    assert len(grids) == 1 + len(embedding.segment_vectors) == 5
+    assert set(grids) == {(4, 4)}  # 64x64 in patches of 16

@@ -94,6 +94,7 @@ class Qwen3VLEmbedder(Embedder):
         # tokens of the template after the user's text: the latents go one token before them
         tail = self._template("\x00").split("\x00", 1)[1]
         self._tail_tokens = len(self.tokenizer(tail, add_special_tokens=False)["input_ids"])
+        self._temporal_patch = int(model.config.vision_config.temporal_patch_size)
 
     @property
     def device(self) -> torch.device:
@@ -159,13 +160,17 @@ class Qwen3VLEmbedder(Embedder):
 
     # ---- video --------------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def embed_clips(self, clips: list[tuple[np.ndarray, np.ndarray]]) -> torch.Tensor:
-        """(frames uint8 (T, H, W, 3), times (T,) seconds) clips -> float32 (C, D) unit vectors, in batches."""
+    def embed_clips(self, clips: list[tuple[np.ndarray, np.ndarray]],
+                    budgets: list[int] | None = None) -> torch.Tensor:
+        """(frames uint8 (T, H, W, 3), times (T,) seconds) clips -> float32 (C, D) unit vectors, in batches; each
+        clip is resized within its pixel budget (T * H * W), `total_pixels` unless `budgets` says otherwise."""
+        budgets = budgets or [self.config.total_pixels] * len(clips)
         out = []
         for start in range(0, len(clips), self.config.batch_size):
+            part = zip(clips[start: start + self.config.batch_size], budgets[start: start + self.config.batch_size])
             inputs = [video_to_qwen_inputs(frames, times, self.model.config, min_pixels=QWEN3VL_MIN_PIXELS,
-                                           max_pixels=self.config.total_pixels)
-                      for frames, times in clips[start: start + self.config.batch_size]]
+                                           max_pixels=budget)
+                      for (frames, times), budget in part]
             batch = self.tokenizer([self._template(video_prompt(v)) for v in inputs], padding=True,
                                    return_tensors="pt")
             ids, mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
@@ -179,13 +184,18 @@ class Qwen3VLEmbedder(Embedder):
     def embed_video(self, videos: list[VideoFrames]) -> list[VideoEmbedding]:
         results = []
         for video in videos:
-            clips = [(video.frames, video.timestamps_s)]
+            clips, budgets = [(video.frames, video.timestamps_s)], [self.config.total_pixels]
             if self.config.segment_frames:
                 ranges = segment_ranges(len(video), self.config.segment_frames, self.config.segment_stride)
                 clips += [(video.frames[a:b], video.timestamps_s[a:b]) for a, b in ranges]
+                # a segment's frames keep the whole video's resolution (their share of its budget): a whole
+                # video's budget over a few frames would make each segment cost as much as the video
+                per_frame = self.config.total_pixels / max(len(video), self._temporal_patch)
+                budgets += [max(QWEN3VL_MIN_PIXELS, int(per_frame * max(b - a, self._temporal_patch)))
+                            for a, b in ranges]
             else:  # the whole video is its only segment
                 ranges = [(0, len(video))]
-            vectors = self.embed_clips(clips).numpy()
+            vectors = self.embed_clips(clips, budgets).numpy()
             results.append(VideoEmbedding(vectors[0], vectors[1:] if len(vectors) > 1 else vectors[:1],
                                           np.asarray(segment_spans_s(video, ranges, self.fps), np.float32),
                                           video.duration_s))
