@@ -200,3 +200,20 @@ def test_a_policy_with_its_own_frame_encoder_saves_it_and_loads_back(tmp_path: P
     encoder.forward = lambda frames: (calls.append(len(frames)), forward(frames))[1]
     loaded.generate(["q one", "q two"], [_video(3, 2), _video(4, 3)])
     assert calls == [1, 1], "each clip is encoded once, for its log and its <frame> rows"
+
+
+def test_rows_that_repeat_a_prompt_share_its_prefill_and_give_the_same_results(policy: Policy) -> None:
+    video = _video(4, 3)
+    queries = ["the red circle jumps", "the red circle jumps", "a blue square"]
+    shared = policy.generate(queries, [video, video, _video(5, 4)])
+    alone = policy.generate(queries, [video, VideoFrames(**vars(video)), _video(5, 4)])  # a copy: not shared
+    assert shared.token_ids == alone.token_ids
+    torch.testing.assert_close(policy.refine(shared), policy.refine(alone), atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        one = policy.completion_logprobs(queries, [video, video, _video(5, 4)], shared.token_ids)
+        two = policy.completion_logprobs(queries, [video, VideoFrames(**vars(video)), _video(5, 4)], shared.token_ids)
+    assert one.mask.tolist() == [[True] * len(t) + [False] * (one.mask.shape[1] - len(t)) for t in shared.token_ids]
+    torch.testing.assert_close(one.logprobs, two.logprobs, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(one.last_hidden, two.last_hidden, atol=1e-4, rtol=1e-4)
+    assert (one.logprobs[one.mask] < 0).all()
+

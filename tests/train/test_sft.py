@@ -13,6 +13,7 @@ from videosearch.engine import SearchEngine
 from videosearch.errors import ConfigError
 from videosearch.policy.policy import Policy, PolicyConfig
 from videosearch.train import sft
+from videosearch.train.checkpoints import CheckpointError
 from videosearch.train.sft import SFTConfig, info_nce, train_sft
 
 
@@ -252,14 +253,14 @@ def test_the_resume_state_loads_without_pickle_and_a_pickled_object_is_refused(
     assert state["step"] == 2 and state["scheduler"]["last_epoch"] == 2 and state["optimizer"]["state"]
     state["note"] = _RunsCode(tmp_path / "code_ran")
     torch.save(state, state_file)
-    with pytest.raises(sft.CheckpointError, match=f"{state_file}.*cannot be loaded safely"):
+    with pytest.raises(CheckpointError, match=f"{state_file}.*cannot be loaded safely"):
         train_sft(_config(data, index, out, epochs=2, max_examples=4))
     assert not (tmp_path / "code_ran").exists(), "nothing of the checkpoint ran"
     del state["note"]
     state["rng"]["numpy"]["key"] = [1, 2, 3]  # plain values where a tensor belongs: our own error, naming the file
     torch.save(state, state_file)
-    with pytest.raises(sft.CheckpointError, match=f"{state_file}.*does not hold the trainer state"):
+    with pytest.raises(CheckpointError, match=f"{state_file}.*does not hold the trainer state"):
         train_sft(_config(data, index, out, epochs=2, max_examples=4))
     state_file.write_bytes(state_file.read_bytes()[:100])  # damaged: our own error, naming the file
-    with pytest.raises(sft.CheckpointError, match=f"{state_file}.*delete"):
+    with pytest.raises(CheckpointError, match=f"{state_file}.*delete"):
         train_sft(_config(data, index, out, epochs=2, max_examples=4))

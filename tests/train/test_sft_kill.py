@@ -22,7 +22,7 @@ from killing import kill_videosearch_after, kill_videosearch_when, run_videosear
 from sft_testdata import checkpoint_weights
 
 from videosearch.folders import aside_copies
-from videosearch.train.sft import STATE_FILE
+from videosearch.train.checkpoints import STATE_FILE
 
 pytestmark = pytest.mark.kill
 STEPS = 4

@@ -1,5 +1,5 @@
-"""`videosearch train frame-encoder | sft-data | sft`: the policy's vision stage, its training data from the synthetic
-world, and stage-1 training."""
+"""`videosearch train frame-encoder | sft-data | sft | grpo | ...`: the policy's vision stage, its training data from
+the synthetic world, and stage-1 and stage-2 training."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from videosearch.config import given_paths, load_config
 from videosearch.policy.policy import PolicyConfig
 from videosearch.train.calibrate import calibrate_verdict
 from videosearch.train.frame_encoder import FrameEncoderTrainConfig, train_frame_encoder
+from videosearch.train.grpo import PLOT_FILE, GRPOConfig, train_grpo
 from videosearch.train.recipe import run_recipe
 from videosearch.train.refiner import RefinerTrainConfig, train_refiner
 from videosearch.train.sft import SFTConfig, train_sft
@@ -21,7 +22,7 @@ from videosearch.train.sft_data import (
     write_sft_examples,
 )
 
-train_app = typer.Typer(help="Train the search policy: its frame encoder, SFT data and stage-1 SFT.",
+train_app = typer.Typer(help="Train the search policy: its frame encoder, SFT data, stage-1 SFT and stage-2 GRPO.",
                         no_args_is_help=True)
 OVERRIDE_HELP = "key=value, repeatable (e.g. -o epochs=2)."
 
@@ -91,6 +92,23 @@ def sft_command(
     """Cross-entropy on the assistant text + InfoNCE on the refined query; resumes from OUT/last."""
     final = train_sft(load_config(SFTConfig, config, "sft", override, **given_paths(data=data, index=index, out=out)))
     typer.echo(f"policy saved to {final}")
+
+
+@train_app.command("grpo")
+def grpo_command(
+    config: Path = typer.Option(None, "--config", help="YAML preset (its `grpo` section), e.g. configs/mini.yaml."),
+    policy: Path = typer.Option(None, "--policy", help="The calibrated SFT checkpoint to start from (and stay near)."),
+    index: Path = typer.Option(None, "--index", help="Index over the training videos."),
+    annotations: Path = typer.Option(None, "--annotations", help="Training queries, e.g. runs/world/train.jsonl."),
+    out: Path = typer.Option(None, "--out", help="Checkpoints go to OUT/last (resumable) and OUT/final, the log to "
+                             "OUT/log.jsonl and its plot to OUT/rewards.png; a new or empty folder, or an earlier "
+                             "run's (resumed)."),
+    override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
+) -> None:
+    """Stage 2: GRPO on sampled episodes (rewards, KL to the SFT policy); resumes from OUT/last."""
+    final = train_grpo(load_config(GRPOConfig, config, "grpo", override,
+                                   **given_paths(policy=policy, index=index, annotations=annotations, out=out)))
+    typer.echo(f"policy saved to {final}; rewards plotted in {final.parent / PLOT_FILE}")
 
 
 @train_app.command("calibrate")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -95,10 +96,22 @@ class PolicyTurn:
     refine_hidden: torch.Tensor  # (B, H), at each row's <REFINE>; zero where none was written yet
     has_refine: torch.Tensor  # bool (B,)
     match_prob: list[float]  # P(matched) against P(not_matched) at the answer position
+    chosen: list[list[bool]]  # per written token: the policy's choice (False: forced by the grammar)
 
     @property
     def generated_tokens(self) -> list[int]:
         return [len(t) for t in self.token_ids]
+
+
+@dataclass
+class Completion:
+    """Teacher-forced log-probabilities of given completions, and the state a latent rollout continues from."""
+
+    logprobs: torch.Tensor  # (B, T) of each completion's tokens, left-aligned; 0 on padding
+    mask: torch.Tensor  # bool (B, T), the completion's positions
+    last_hidden: torch.Tensor  # (B, H), final-norm hidden state at each completion's last token
+    cache: object
+    attention_mask: torch.Tensor
 
 
 @dataclass
@@ -224,47 +237,61 @@ class Policy(nn.Module):
 
     @torch.no_grad()
     def generate(self, queries: list[str], videos: list[VideoFrames], mode: str = "sqr",
-                 verdicts: list[bool | None] | None = None) -> PolicyTurn:
-        """Greedy, batched: each row writes until `<REFINE>`, end of turn or `max_new_tokens`.
+                 verdicts: list[bool | None] | None = None, temperature: float = 0.0,
+                 generator: torch.Generator | None = None) -> PolicyTurn:
+        """Batched: each row writes until `<REFINE>`, end of turn or `max_new_tokens`; greedy at temperature 0,
+        else sampled (GRPO) with `generator` (on the policy's device).
 
         The reasoning comes first; `<answer>` follows `</think>` (forced if the row does not write it, and the
         reasoning is closed for it when the row would otherwise run out of tokens before its verdict). The verdict
-        after `<answer>` is `matched` when P(matched) there reaches `config.verdict_threshold`, or the one `verdicts`
-        forces for that row (True = matched; None = the policy's). P(matched) is NaN only when `max_new_tokens`
-        leaves no room for a verdict at all."""
+        after `<answer>` is `matched` when P(matched) there reaches `config.verdict_threshold` (sampling: drawn
+        from P(matched) at the temperature), or the one `verdicts` forces for that row (True = matched; None = the
+        policy's). P(matched) is NaN only when `max_new_tokens` leaves no room for a verdict at all."""
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if verdicts is not None and len(verdicts) != len(queries):
             raise ValueError(f"{len(verdicts)} verdicts for {len(queries)} queries")
-        ids, mask = self._tokenize([self._prompt(q, v, mode) for q, v in zip(queries, videos)])
-        cache, hidden, logits = self.vision.prefill(self.lm, ids, mask, videos)
+        cache, hidden, logits, mask = self._prefill([self._prompt(q, v, mode) for q, v in zip(queries, videos)],
+                                                    videos)
         logits = logits[:, -1]
         batch = len(queries)
         match_prob = [math.nan] * batch
         forced: list[list[int]] = [[] for _ in range(batch)]
         tokens: list[list[int]] = [[] for _ in range(batch)]
-        active = torch.ones(batch, dtype=torch.bool, device=ids.device)
-        has_refine = torch.zeros(batch, dtype=torch.bool, device=ids.device)
+        chosen: list[list[bool]] = [[] for _ in range(batch)]
+        active = torch.ones(batch, dtype=torch.bool, device=mask.device)
+        has_refine = torch.zeros(batch, dtype=torch.bool, device=mask.device)
         refine_hidden = torch.zeros_like(hidden)
         embed = self.lm.get_input_embeddings()
         for _ in range(self.config.max_new_tokens):
-            next_ids = logits.argmax(-1)
+            logits[:, self.vision.placeholder_ids] = float("-inf")  # frames are the prompt's, never written
+            next_ids = self._next_tokens(logits, temperature, generator)
             for row in active.nonzero().flatten().tolist():
                 last = tokens[row][-1] if tokens[row] else None
+                verdict = False
                 if last == self.answer_open_id and math.isnan(match_prob[row]):  # the verdict's position
                     match_prob[row] = self._match_prob(logits[row: row + 1])[0]
                     given = verdicts[row] if verdicts is not None else None
-                    matched = given if given is not None else match_prob[row] >= self.config.verdict_threshold
+                    verdict = given is None  # the policy's own choice, though the rest of the word is forced
+                    if given is not None:
+                        matched = given
+                    elif temperature > 0:
+                        p = float(torch.sigmoid(self._verdict_margin(logits[row]) / temperature))
+                        matched = bool(torch.rand((), generator=generator, device=generator.device if generator
+                                                  else "cpu") < p)
+                    else:
+                        matched = match_prob[row] >= self.config.verdict_threshold
                     forced[row] = self._encode(("matched" if matched else "not_matched") + "</answer>")
                 elif last == self.think_close_id and math.isnan(match_prob[row]):
                     forced[row] = [self.answer_open_id]
                 elif (math.isnan(match_prob[row]) and not forced[row] and last != self.answer_open_id
                       and len(tokens[row]) >= self.config.max_new_tokens - self._verdict_room):
                     forced[row] = [self.think_close_id]  # out of room: close the reasoning and answer
+                chosen[row].append(verdict or not forced[row])
                 if forced[row]:
                     next_ids[row] = forced[row].pop(0)
                 tokens[row].append(int(next_ids[row]))
-            active &= ~torch.tensor([int(t) in self.eos_ids for t in next_ids], device=ids.device)
+            active &= ~torch.tensor([int(t) in self.eos_ids for t in next_ids], device=mask.device)
             if not active.any():
                 break
             mask = torch.cat([mask, active.long()[:, None]], dim=1)
@@ -273,12 +300,19 @@ class Policy(nn.Module):
             refine_hidden[wrote_refine] = hidden[wrote_refine]
             has_refine |= wrote_refine
             active &= ~wrote_refine
-            active &= torch.tensor([len(t) < self.config.max_new_tokens for t in tokens], device=ids.device)
+            active &= torch.tensor([len(t) < self.config.max_new_tokens for t in tokens], device=mask.device)
             if not active.any():
                 break
         texts = [self._decode(t) for t in tokens]
         return PolicyTurn(texts, [parse_output(t) for t in texts], tokens, list(queries), cache, mask, refine_hidden,
-                          has_refine, match_prob)
+                          has_refine, match_prob, chosen)
+
+    @staticmethod
+    def _next_tokens(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+        if temperature == 0:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits.float() / temperature, dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
     @torch.no_grad()
     def match_probability(self, queries: list[str], videos: list[VideoFrames], mode: str = "sqr") -> list[float]:
@@ -289,20 +323,31 @@ class Policy(nn.Module):
     def _match_prob(self, logits: torch.Tensor) -> list[float]:
         return torch.softmax(logits[:, list(self.verdict_ids)].float(), dim=-1)[:, 0].tolist()
 
+    def _verdict_margin(self, logits: torch.Tensor) -> torch.Tensor:
+        """log-odds of `matched` over `not_matched` past the calibrated threshold's: > 0 is a `matched` verdict.
+        Sampling draws the verdict from its sigmoid, so exploration happens at the decision boundary (an SFT
+        policy whose threshold is 0.9999 would almost never draw `not_matched` from P(matched) itself)."""
+        threshold = min(max(self.config.verdict_threshold, 1e-6), 1 - 1e-6)
+        logits = logits[..., list(self.verdict_ids)].float()
+        return logits[..., 0] - logits[..., 1] - math.log(threshold / (1 - threshold))
+
     @torch.no_grad()
     def refine(self, turn: PolicyTurn) -> torch.Tensor:
-        """SQR: N latents rolled out on the turn's cache, projected for the embedder: (B, N, He).
+        """SQR: N latents rolled out on the turn's cache, projected for the embedder: (B, N, He)."""
+        return self.sqr.to_embedder(self.latents(turn))
 
-        Rows that ended without writing `<REFINE>` get it appended first (one more cached step)."""
+    @torch.no_grad()
+    def latents(self, turn: PolicyTurn, explore: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """The N latents (B, N, D) rolled out on a generated turn's cache (`rollout_latents` says what `explore`
+        does). Rows that ended without writing `<REFINE>` get it appended first (one more cached step)."""
         mask, hidden = turn.attention_mask, turn.refine_hidden.clone()
         if not turn.has_refine.all():
             mask = torch.cat([mask, (~turn.has_refine).long()[:, None]], dim=1)
             refine = self.lm.get_input_embeddings()(torch.full((len(hidden), 1), self.refine_id, device=mask.device))
             forced, _ = self.vision.step(self.lm, turn.cache, refine, mask)
             hidden[~turn.has_refine] = forced[~turn.has_refine]
-        latents = rollout_latents(self.vision.step_fn(self.lm, turn.cache), self.sqr, hidden, mask,
-                                  self.config.n_latents)
-        return self.sqr.to_embedder(latents)
+        return rollout_latents(self.vision.step_fn(self.lm, turn.cache), self.sqr, hidden, mask,
+                               self.config.n_latents, explore=explore)
 
     # ----- training -----
 
@@ -314,8 +359,7 @@ class Policy(nn.Module):
         pairs = [self._sft_ids(q, v, t, m) for q, v, t, m in zip(queries, videos, targets, modes)]
         prompt_ids, target_ids = [p for p, _ in pairs], [t for _, t in pairs]
         length = max(len(p) + len(t) for p, t in zip(prompt_ids, target_ids))
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids)
-        ids = torch.full((len(pairs), length), pad, dtype=torch.long)
+        ids = torch.full((len(pairs), length), self._pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         labels = torch.full_like(ids, -100)
         weights = torch.zeros(ids.shape)
@@ -335,6 +379,45 @@ class Policy(nn.Module):
         ce_sum, ce_weight = (per_token * weights).sum(), weights.sum()
         return SFTBatch(ce_sum / ce_weight.clamp(min=1e-8), ce_sum, ce_weight, hidden, ids[:, -1] == self.refine_id,
                         cache, mask)
+
+    def completion_logprobs(self, queries: list[str], videos: list[VideoFrames], completions: list[list[int]],
+                            mode: str = "sqr", temperature: float = 1.0) -> Completion:
+        """Log-probabilities of given completions (token ids, as `generate` wrote them at `temperature`) after their
+        prompts, with gradients where the policy trains, left-aligned (B, T); the verdict's is that of the draw
+        `generate` makes (`_verdict_margin`). The cache ends at each completion's last token. Rows that repeat a
+        (query, video) share one prefill of it, as GRPO's groups do."""
+        cache, _, logits, mask = self._prefill([self._prompt(q, v, mode) for q, v in zip(queries, videos)], videos)
+        length = max(len(c) for c in completions)
+        tokens = torch.full((len(completions), length), self._pad_id, dtype=torch.long)
+        written = torch.zeros_like(tokens)
+        for row, completion in enumerate(completions):
+            tokens[row, : len(completion)] = torch.tensor(completion, dtype=torch.long)
+            written[row, : len(completion)] = 1
+        tokens, written = tokens.to(mask.device), written.to(mask.device)
+        mask = torch.cat([mask, written], dim=1)
+        hidden, continued = self.vision.extend(self.lm, cache, self.lm.get_input_embeddings()(tokens), mask)
+        predicting = torch.cat([logits[:, -1:], continued[:, :-1]], dim=1)  # (B, T, V): the logits of token t
+        logprobs = torch.log_softmax(predicting.float() / temperature, dim=-1).gather(-1, tokens[..., None])[..., 0]
+        rows, positions, signs = [], [], []
+        for row, completion in enumerate(completions):  # the verdict follows <answer>
+            at = completion.index(self.answer_open_id) + 1 if self.answer_open_id in completion[:-1] else 0
+            if at and completion[at] in self.verdict_ids:
+                rows.append(row), positions.append(at), signs.append(1.0 if completion[at] == self.verdict_ids[0]
+                                                                     else -1.0)
+        if rows:
+            margins = self._verdict_margin(predicting[rows, positions]) / temperature
+            verdict = nn.functional.logsigmoid(torch.tensor(signs, device=margins.device) * margins)
+            logprobs = logprobs.index_put((torch.tensor(rows, device=logprobs.device),
+                                           torch.tensor(positions, device=logprobs.device)), verdict)
+        lengths = written.sum(1)
+        last = hidden[torch.arange(len(completions), device=hidden.device), (lengths - 1).clamp(min=0)]
+        return Completion(logprobs * written, written.bool(), last, cache, mask)
+
+    def rollout_from(self, completion: Completion,
+                     explore: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """The N latents (B, N, D) rolled out from each teacher-forced completion's last token, with gradients."""
+        return rollout_latents(self.vision.step_fn(self.lm, completion.cache), self.sqr, completion.last_hidden,
+                               completion.attention_mask, self.config.n_latents, explore=explore)
 
     def sft_lengths(self, queries: list[str], videos: list[VideoFrames], targets: list[str],
                     modes: list[str]) -> list[int]:
@@ -359,6 +442,26 @@ class Policy(nn.Module):
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _prefill(self, prompts: list[str],
+                 videos: list[VideoFrames]) -> tuple[object, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(cache, hidden (B, H), logits (B, 1, V), mask) of each prompt; a (prompt, video) that repeats is run once
+        and its rows share it (the group of GRPO samples of one query)."""
+        first: dict[tuple[str, int], int] = {}  # (prompt, video) -> the row that runs it
+        for row, key in enumerate(zip(prompts, map(id, videos))):
+            first.setdefault(key, row)
+        unique = list(first.values())
+        ids, mask = self._tokenize([prompts[r] for r in unique])
+        cache, hidden, logits = self.vision.prefill(self.lm, ids, mask, [videos[r] for r in unique])
+        if len(unique) == len(prompts):
+            return cache, hidden, logits, mask
+        position = {row: k for k, row in enumerate(unique)}
+        index = torch.tensor([position[first[key]] for key in zip(prompts, map(id, videos))], device=ids.device)
+        return self.vision.select_rows(cache, index), hidden[index], logits[index], mask[index]
+
+    @property
+    def _pad_id(self) -> int:
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids)
 
     def _tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         batch = self.tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")

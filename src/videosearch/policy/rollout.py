@@ -24,14 +24,28 @@ def _last_hidden(output: object) -> torch.Tensor:
     return output.hidden_states[-1][:, -1]  # type: ignore[attr-defined]
 
 
+def _positions(attention_mask: torch.Tensor, length: int) -> torch.Tensor:
+    """Positions (B, T) of the last `length` inputs: each real one's count of real tokens before it, so left
+    padding, right padding and masked-out rows stay exact (a masked input takes the next real one's)."""
+    block = attention_mask[:, -length:]
+    return attention_mask[:, :-length].sum(-1, keepdim=True) + block.cumsum(-1) - block
+
+
+def causal_lm_extend(model: torch.nn.Module, past_key_values: Cache, inputs_embeds: torch.Tensor,
+                     attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """T positions (B, T, H) on the cache of a causal LM with rotary positions: (final-norm hidden (B, T, H),
+    logits (B, T, V)); `attention_mask` (B, L + T) includes them."""
+    output = model(inputs_embeds=inputs_embeds, past_key_values=past_key_values, attention_mask=attention_mask,
+                   position_ids=_positions(attention_mask, inputs_embeds.shape[1]), use_cache=True,
+                   output_hidden_states=True)
+    return output.hidden_states[-1], output.logits
+
+
 def causal_lm_step(model: torch.nn.Module, past_key_values: Cache, inputs_embeds: torch.Tensor,
                    attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One position on the cache of a causal LM with rotary positions: (final-norm hidden (B, H), logits (B, V)).
-    Each row's position is its count of real tokens so far, so left padding and masked-out rows stay exact."""
-    position_ids = attention_mask[:, :-1].sum(-1, keepdim=True)
-    output = model(inputs_embeds=inputs_embeds, past_key_values=past_key_values, attention_mask=attention_mask,
-                   position_ids=position_ids, use_cache=True, output_hidden_states=True)
-    return _last_hidden(output), output.logits[:, -1]
+    """One position on the cache of a causal LM: (final-norm hidden (B, H), logits (B, V))."""
+    hidden, logits = causal_lm_extend(model, past_key_values, inputs_embeds, attention_mask)
+    return hidden[:, -1], logits[:, -1]
 
 
 def rollout_latents(
@@ -41,6 +55,7 @@ def rollout_latents(
     attention_mask: torch.Tensor,
     n_latents: int = 8,
     read: list[torch.Tensor] | None = None,
+    explore: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Roll out `n_latents` latents on the cache.
 
@@ -51,18 +66,21 @@ def rollout_latents(
         attention_mask: long (B, L), 1 for real tokens of the cached sequence (left padding allowed).
         n_latents: N, the number of latents.
         read: when given, the (B, H) hidden state read at each of the N positions is appended to it.
+        explore: maps the head's (B, D) latent at each step to the one fed back and returned (GRPO draws it from
+            a Gaussian around the head's, or feeds back the one drawn before); None keeps the head's.
 
     Returns:
         float (B, N, D) latents z_1..z_N.
     """
     read = [] if read is None else read
+    explore = explore or (lambda latent: latent)
     read.append(refine_hidden)
-    latents = [head.latent(refine_hidden)]  # (B, D)
+    latents = [explore(head.latent(refine_hidden))]  # (B, D)
     mask = attention_mask
     for position in range(1, n_latents):
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
         read.append(step(head.feed_back(latents[-1])[:, None], mask))
-        latents.append(head.latent(read[-1], position))
+        latents.append(explore(head.latent(read[-1], position)))
     return torch.stack(latents, dim=1)
 
 
@@ -86,12 +104,20 @@ def rollout_latents_recomputed(
     return torch.stack(latents, dim=1)
 
 
-def qwen3vl_step(model: torch.nn.Module, past_key_values: Cache, rope_deltas: torch.Tensor,
-                 inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One position on the cache: (final-norm hidden (B, H), logits (B, V)); `attention_mask` (B, L + 1) includes
-    it and `rope_deltas` (B, 1) are the prefill's (`get_rope_index`, or `model.model.rope_deltas` after generate)."""
+def qwen3vl_extend(model: torch.nn.Module, past_key_values: Cache, rope_deltas: torch.Tensor,
+                   inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """T text positions on a Qwen3-VL cache: (final-norm hidden (B, T, H), logits (B, T, V)); `attention_mask`
+    (B, L + T) includes them and `rope_deltas` (B, 1) are the prefill's (`get_rope_index`, or
+    `model.model.rope_deltas` after generate)."""
     # M-RoPE position of a text token after the video: its count of real tokens shifted by the video's delta
-    position = attention_mask[:, :-1].sum(-1, keepdim=True) + rope_deltas.to(attention_mask.device)  # (B, 1)
+    position = _positions(attention_mask, inputs_embeds.shape[1]) + rope_deltas.to(attention_mask.device)  # (B, T)
     output = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, past_key_values=past_key_values,
                    position_ids=position[None].expand(3, -1, -1), use_cache=True, output_hidden_states=True)
-    return output.hidden_states[-1][:, -1], output.logits[:, -1]
+    return output.hidden_states[-1], output.logits
+
+
+def qwen3vl_step(model: torch.nn.Module, past_key_values: Cache, rope_deltas: torch.Tensor,
+                 inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One position on a Qwen3-VL cache: (final-norm hidden (B, H), logits (B, V))."""
+    hidden, logits = qwen3vl_extend(model, past_key_values, rope_deltas, inputs_embeds, attention_mask)
+    return hidden[:, -1], logits[:, -1]

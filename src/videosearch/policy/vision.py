@@ -38,7 +38,7 @@ from videosearch.embed.qwen_vl import (
 from videosearch.errors import ConfigError
 from videosearch.policy.event_log import read_events, render_log
 from videosearch.policy.frame_encoder import FrameEncoder
-from videosearch.policy.rollout import Step, causal_lm_step, qwen3vl_step
+from videosearch.policy.rollout import Step, causal_lm_extend, qwen3vl_extend
 
 if TYPE_CHECKING:
     from videosearch.policy.policy import PolicyConfig
@@ -51,6 +51,8 @@ class VisionAdapter(nn.Module, metaclass=ABCMeta):
     """The preset-specific half of the policy; the LM is passed in so LoRA wrapping stays outside."""
 
     extra_tokens: list[str] = []
+    #: ids that stand for frames in a prompt (set by `bind`): the policy must never write one
+    placeholder_ids: list[int] = []
     #: (height, width) frames are decoded at for this adapter; None keeps the decoded size
     frame_size: tuple[int, int] | None = None
 
@@ -65,9 +67,21 @@ class VisionAdapter(nn.Module, metaclass=ABCMeta):
         last K = `logits_to_keep` positions)."""
 
     @abstractmethod
+    def extend(self, lm: nn.Module, cache: object, inputs_embeds: torch.Tensor,
+               mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """T positions (B, T, H) on the cache: (hidden (B, T, H), logits (B, T, V)); `mask` (B, L + T) includes
+        them."""
+
     def step(self, lm: nn.Module, cache: object, inputs_embeds: torch.Tensor,
              mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One position on the cache: (hidden (B, H), logits (B, V)); `mask` (B, L + 1) includes it."""
+        hidden, logits = self.extend(lm, cache, inputs_embeds, mask)
+        return hidden[:, -1], logits[:, -1]
+
+    def select_rows(self, cache: object, rows: torch.Tensor) -> object:
+        """The cache of the prefilled rows `rows` (B,), in that order (a row may repeat: prompts shared)."""
+        cache.batch_select_indices(rows)  # type: ignore[attr-defined]
+        return cache
 
     def bind(self, tokenizer: object) -> None:
         """Look up the ids of `extra_tokens` once they are in the vocabulary."""
@@ -112,6 +126,7 @@ class MiniVision(VisionAdapter):
 
     def bind(self, tokenizer: object) -> None:
         self.frame_id = int(tokenizer.convert_tokens_to_ids(FRAME_TOKEN))  # type: ignore[attr-defined]
+        self.placeholder_ids = [self.frame_id]
 
     def trainable_modules(self) -> dict[str, nn.Module]:
         return {"vision_projector": self.vision_projector}
@@ -158,9 +173,9 @@ class MiniVision(VisionAdapter):
                  use_cache=True, output_hidden_states=True, logits_to_keep=logits_to_keep)
         return out.past_key_values, out.hidden_states[-1][:, -1], out.logits
 
-    def step(self, lm: nn.Module, cache: object, inputs_embeds: torch.Tensor,
-             mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return causal_lm_step(lm, cache, inputs_embeds, mask)  # type: ignore[arg-type]
+    def extend(self, lm: nn.Module, cache: object, inputs_embeds: torch.Tensor,
+               mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return causal_lm_extend(lm, cache, inputs_embeds, mask)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -187,6 +202,7 @@ class QwenVision(VisionAdapter):
         if video_id != self.model_config.video_token_id:
             raise ConfigError(f"the tokenizer's {VIDEO_PAD} is id {video_id}, the model's video_token_id is "
                               f"{self.model_config.video_token_id}: load both from the same Qwen3-VL folder")
+        self.placeholder_ids = [video_id, int(self.model_config.image_token_id)]
 
     def video_text(self, video: VideoFrames) -> str:
         # the pixels are computed again at prefill: cheap next to the tower, and never stale
@@ -214,10 +230,15 @@ class QwenVision(VisionAdapter):
         cache = QwenCache(out.past_key_values, rope_deltas)
         return cache, out.hidden_states[-1][:, -1], out.logits
 
-    def step(self, lm: nn.Module, cache: object, inputs_embeds: torch.Tensor,
-             mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def extend(self, lm: nn.Module, cache: object, inputs_embeds: torch.Tensor,
+               mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         assert isinstance(cache, QwenCache), type(cache)
-        return qwen3vl_step(lm, cache.past_key_values, cache.rope_deltas, inputs_embeds, mask)
+        return qwen3vl_extend(lm, cache.past_key_values, cache.rope_deltas, inputs_embeds, mask)
+
+    def select_rows(self, cache: object, rows: torch.Tensor) -> object:
+        assert isinstance(cache, QwenCache), type(cache)
+        cache.past_key_values.batch_select_indices(rows)
+        return QwenCache(cache.past_key_values, cache.rope_deltas[rows.to(cache.rope_deltas.device)])
 
 
 def _qwen_model(lm: nn.Module) -> Qwen3VLForConditionalGeneration:

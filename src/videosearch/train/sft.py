@@ -15,9 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import pickle
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,35 +26,29 @@ from transformers import get_cosine_schedule_with_warmup
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from videosearch.agent.videos import VideoCache
-from videosearch.atomic import write_text_atomic
 from videosearch.config import save_config
 from videosearch.embed.base import Embedder
 from videosearch.engine import SearchEngine
-from videosearch.errors import ConfigError, VideosearchError
-from videosearch.folders import (
-    check_replaceable,
-    clean_leftovers,
-    fsync_dir,
-    fsync_tree,
-    recover_swap,
-    swap_in,
-    tmp_sibling,
-)
+from videosearch.errors import ConfigError
+from videosearch.folders import check_replaceable
 from videosearch.policy.policy import Policy, PolicyConfig
 from videosearch.policy.rollout import rollout_latents
 from videosearch.progress import progress, track
+from videosearch.train.checkpoints import (
+    FINAL,
+    LAST,
+    STATE_FILE,
+    load_state,
+    recover_checkpoint,
+    rng_state,
+    save_checkpoint,
+    truncate_log,
+)
 from videosearch.train.processes import check_same_weights, sum_gradients
 from videosearch.train.sft_data import SFTExample, read_sft_examples
 
 logger = logging.getLogger(__name__)
-LAST = "last"
-FINAL = "final"
-STATE_FILE = "trainer_state.pt"
 LOG_FILE = "log.jsonl"  # also the mark of an SFT run's folder: `out` is only ever replaced when it holds one
-
-
-class CheckpointError(VideosearchError):
-    """A resume checkpoint that is incomplete, damaged or holds more than tensors and plain values."""
 
 
 @dataclass
@@ -172,7 +163,7 @@ def train_sft(config: SFTConfig) -> Path:
         check_replaceable(out, LOG_FILE, "SFT run")
     torch.manual_seed(config.seed)  # the same initial weights in every process
     embedder = engine.embedder
-    checkpoint = _recover_checkpoint(out) if main else None
+    checkpoint = recover_checkpoint(out) if main else None
     accelerator.wait_for_everyone()
     if not main and (out / LAST / STATE_FILE).is_file():
         checkpoint = out / LAST
@@ -187,14 +178,14 @@ def train_sft(config: SFTConfig) -> Path:
     total = steps_per_epoch * config.epochs
     scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, total)
     generator = torch.Generator().manual_seed(config.seed + rank)
-    step = _load_state(checkpoint / STATE_FILE, optimizer, scheduler, generator) if checkpoint else 0
+    step = load_state(checkpoint / STATE_FILE, optimizer, scheduler, generator) if checkpoint else 0
     if rank:  # dropout differs between processes, as their examples do
         torch.manual_seed(config.seed + rank)
     if checkpoint:
         logger.info("resuming from %s at step %d of %d", checkpoint, step, total)
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        _truncate_log(out / LOG_FILE, step)  # first, so that the folder is marked as ours before anything else
+        truncate_log(out / LOG_FILE, step)  # first, so that the folder is marked as ours before anything else
         save_config(config, out / "config.yaml")
 
     ids = engine.video_ids
@@ -240,13 +231,13 @@ def train_sft(config: SFTConfig) -> Path:
             bar.update(task, advance=1, description=f"SFT ce {record['ce']:.3f} infonce {record['infonce']:.3f}")
             if main and (step % config.save_every == 0 or step == total):
                 state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                         "step": step, "rng": _rng_state(generator)}
-                _save(policy, out / LAST, state)
+                         "step": step, "rng": rng_state(generator)}
+                save_checkpoint(policy, out / LAST, state)
     if world > 1:  # the summed gradients keep every process's weights the same: check it before saving them
         check_same_weights(trainable, accelerator)
     if log is not None:
         log.close()
-        _save(policy, out / FINAL)
+        save_checkpoint(policy, out / FINAL)
     accelerator.wait_for_everyone()
     return out / FINAL
 
@@ -294,96 +285,3 @@ def _step(policy: Policy, embedder: Embedder, batch: list[SFTExample], videos: V
     shown = torch.tensor([row_of[batch[i].video_id] for i in rows])
     nce_sum = info_nce(refined, original, video_vectors, positives, shown, config, generator, reduction="sum")
     return _StepSums(out.ce_sum, out.ce_weight.detach(), nce_sum, torch.tensor(float(len(rows)), device=zero.device))
-
-
-def _save(policy: Policy, folder: Path, state: dict | None = None) -> None:
-    """Replace `folder` by the trained weights (and `state`, to resume), written beside it and swapped in.
-
-    The state file is renamed into place last, so a folder holding it is a complete checkpoint.
-    """
-    clean_leftovers(folder)  # ours too: a temporary folder of this process is an earlier failed save
-    tmp = tmp_sibling(folder)
-    policy.save(tmp)
-    if state is not None:
-        torch.save(state, tmp / f"{STATE_FILE}.part")
-    fsync_tree(tmp)
-    if state is not None:
-        os.rename(tmp / f"{STATE_FILE}.part", tmp / STATE_FILE)
-        fsync_dir(tmp)
-    swap_in(tmp, folder)
-
-
-def _recover_checkpoint(out: Path) -> Path | None:
-    """`<out>/last`, once a save a kill cut between its renames is finished; None when no checkpoint is complete."""
-    last = out / LAST
-    recover_swap(last, STATE_FILE)
-    if last.exists() and not (last / STATE_FILE).is_file():
-        raise CheckpointError(f"{last} is not a complete checkpoint (no {STATE_FILE}): restore it, or delete it "
-                              "to train again from step 0")
-    clean_leftovers(last)
-    return last if last.exists() else None
-
-
-def _load_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: object, generator: torch.Generator) -> int:
-    """Restore the optimizer, the schedule and the random states saved with a checkpoint; returns its step."""
-    try:
-        # weights_only: tensors and plain values only, so a swapped checkpoint cannot run code
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path} cannot be loaded safely: it holds more than tensors and plain values, or it "
-                              f"is damaged ({str(exc).splitlines()[0][:200]}); restore it, or delete {path.parent} "
-                              "to train again from step 0") from None
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])  # type: ignore[attr-defined]
-        step = int(state["step"])
-        if "rng" in state:
-            _set_rng_state(state["rng"], generator)
-        else:
-            logger.warning("%s holds no random state (saved by an older version): the resumed run will not "
-                           "repeat an uninterrupted one exactly", path)
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-        raise CheckpointError(f"{path} does not hold the trainer state of this run ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200]}); restore it, or delete {path.parent} to train "
-                              "again from step 0") from None
-    return step
-
-
-def _rng_state(generator: torch.Generator) -> dict:
-    """Every random state a step draws from (dropout, negatives' fill), as tensors and plain values."""
-    _, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # type: ignore[misc]
-    return {"python": random.getstate(), "numpy": {"key": torch.from_numpy(key.astype(np.int64)), "pos": pos,
-                                                   "has_gauss": has_gauss, "gauss": gauss},
-            "torch": torch.get_rng_state(), "generator": generator.get_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def _set_rng_state(state: dict, generator: torch.Generator) -> None:
-    random.setstate(state["python"])
-    numpy = state["numpy"]
-    np.random.set_state(("MT19937", numpy["key"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"],
-                         numpy["gauss"]))
-    torch.set_rng_state(state["torch"])
-    generator.set_state(state["generator"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Keep the log's records up to `step`, the checkpoint's: the resumed run writes the later ones again."""
-    kept = []
-    lines = path.read_text(encoding="utf-8", errors="replace").split("\n") if path.exists() else []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            break  # the end, or a line a kill cut short
-        if not isinstance(record, dict) or not isinstance(record.get("step"), int) or record["step"] > step:
-            break
-        kept.append(line)
-    dropped = sum(1 for line in lines if line.strip()) - len(kept)
-    if dropped and step == 0:
-        logger.warning("%s holds no complete checkpoint: training starts again from step 0", path.parent)
-    elif dropped:
-        logger.info("%s: dropping %d records after step %d, which are trained again", path, dropped, step)
-    write_text_atomic(path, "".join(line + "\n" for line in kept))
