@@ -118,8 +118,8 @@ def decompose(engine: SearchEngine, policy: Policy, moments: list[Moment], out_d
 
 def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     """Mean difference of per-query hits (percent) with its bootstrap 95 % interval (the same resampled queries)."""
-    low, high = metrics.bootstrap_ci(a - b)
-    return {"delta": 100.0 * float(np.mean(a - b)), "ci_low": 100.0 * low, "ci_high": 100.0 * high}
+    delta, low, high = metrics.paired_difference(a, b)
+    return {"delta": 100.0 * delta, "ci_low": 100.0 * low, "ci_high": 100.0 * high}
 
 
 def _cell(values: dict[str, float], key: str) -> str:

@@ -20,6 +20,7 @@ frame_encoder: {{epochs: 1, batch_size: 64, encoder: {{frame_size: 16, slot_dim:
 sft: {{batch_size: 4, save_every: 1, warmup_steps: 1, negatives: 4,
       policy: {{preset: tiny-mini, n_latents: 2, max_new_tokens: 20}}}}
 refiner: {{epochs: 1, batch_size: 4, negatives: 4}}
+grpo: {{steps: 1, group_size: 2, prompts_per_step: 1, lr: 0.001, warmup_steps: 0}}
 """
 
 
@@ -28,12 +29,18 @@ def test_the_recipe_runs_every_stage_once_and_exports_what_it_trained(tmp_path: 
     config.write_text(TINY.format(runs=tmp_path / "runs", export=tmp_path / "ckpt"))
     times = run_recipe(config)
     assert list(times) == ["world", "retriever", "index train", "index val", "frame encoder", "SFT data", "SFT",
-                           "calibration", "SQR-head world", "index SQR-head", "SQR-head turns", "SQR head", "export"]
+                           "calibration", "SQR-head world", "index SQR-head", "SQR-head turns", "SQR head", "GRPO",
+                           "GRPO calibration", "SFT or GRPO", "export"]
     assert json.loads((tmp_path / "runs" / "recipe_times.json").read_text()) == times
     policy_dir = tmp_path / "ckpt" / "policy"
     saved = json.loads((policy_dir / "policy.json").read_text())
     assert saved["frame_encoder"] == "frame_encoder" and 0.0 <= saved["verdict_threshold"] <= 1.0
-    assert (policy_dir / "refiner_log.jsonl").is_file(), "what ships is the policy with its trained SQR head"
+    choice = json.loads((tmp_path / "runs" / "grpo_choice.json").read_text())
+    assert choice["chosen"] in ("SFT", "GRPO") and set(choice["figures"]) == {"SFT", "GRPO"}
+    assert choice["GRPO - SFT"]["vr@1"]["delta"] == pytest.approx(
+        choice["figures"]["GRPO"]["vr@1"] - choice["figures"]["SFT"]["vr@1"], abs=0.02)
+    for name in ("adapter/adapter_model.safetensors", "policy_heads.safetensors", "policy.json"):
+        assert (policy_dir / name).read_bytes() == (Path(choice["path"]) / name).read_bytes(), "the chosen ships"
     assert (policy_dir / "calibration.json").is_file() and (tmp_path / "ckpt" / "retriever" / "config.json").is_file()
     from videosearch.embed import load_embedder
 

@@ -13,6 +13,7 @@ from transformers.utils import logging as hf_logging
 from videosearch.cli.agent import agent_app
 from videosearch.cli.baseline import baseline_app
 from videosearch.cli.eval import eval_command
+from videosearch.cli.experiment import experiment_app
 from videosearch.cli.index import index_app, search_command, serve_command
 from videosearch.cli.retriever import retriever_app
 from videosearch.cli.train import train_app
@@ -29,6 +30,7 @@ app.command("eval")(eval_command)
 app.add_typer(baseline_app, name="baseline")
 app.add_typer(agent_app, name="agent")
 app.add_typer(train_app, name="train")
+app.add_typer(experiment_app, name="experiment")
 
 err_console = Console(stderr=True)
 

@@ -293,6 +293,17 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+def paired_difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
+                      n_resamples: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of the per-query differences a - b with its percentile-bootstrap 95 % interval (the same resampled
+    queries for both): ``(delta, low, high)`` in the units of the values."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values must align query by query, got shapes {a.shape} and {b.shape}")
+    low, high = bootstrap_ci(a - b, n_resamples, seed)
+    return (float(np.mean(a - b)) if a.size else math.nan), low, high
+
+
 def _grounded(
     answers: Sequence[str | None],
     judged_video_ids: Sequence[str | None],

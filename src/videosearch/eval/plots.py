@@ -33,3 +33,29 @@ def plot_training_log(log: Path, out: Path, keys: list[str]) -> None:
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     plt.close(figure)
+
+
+def plot_by_turns(rows: dict[str, dict[str, dict[str, float]]], keys: list[str], titles: list[str],
+                  out: Path) -> None:
+    """One panel per metric key: each row's value against the turn limit, its `_ci_low` / `_ci_high` interval as an
+    error bar (rows side by side at each turn, so the bars stay readable); `rows` maps a method to {turns: figures}."""
+    figure, axes = plt.subplots(1, len(keys), figsize=(5.6 * len(keys), 4.0), squeeze=False)
+    width = 0.5 / max(len(rows), 1)
+    for axis, key, title in zip(axes[0], keys, titles):
+        for k, (name, by_turn) in enumerate(rows.items()):
+            turns = sorted(int(t) for t in by_turn)
+            shift = (k - (len(rows) - 1) / 2) * width
+            values = [by_turn[str(t)][key] for t in turns]
+            low = [by_turn[str(t)].get(f"{key}_ci_low", v) for t, v in zip(turns, values)]
+            high = [by_turn[str(t)].get(f"{key}_ci_high", v) for t, v in zip(turns, values)]
+            axis.errorbar([t + shift for t in turns], values,
+                          yerr=[[v - lo for v, lo in zip(values, low)], [hi - v for v, hi in zip(values, high)]],
+                          marker="o", markersize=4, linewidth=1.2, capsize=2, elinewidth=0.8, label=name)
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("turn limit", fontsize=9)
+        axis.set_xticks(sorted({int(t) for by_turn in rows.values() for t in by_turn}))
+        axis.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    figure.savefig(out, dpi=110)
+    plt.close(figure)

@@ -6,11 +6,12 @@
 Each step takes `prompts_per_step` training queries and samples `group_size` episodes of each: the query's top
 video is shown, the policy writes a turn (tokens sampled at `temperature`, the verdict drawn around its calibrated
 threshold), a rejection refines the query with SQR latents and, while turns remain (`max_turns`), the refined
-ranking's next video is shown. An episode's reward is the weighted sum of `train.rewards`; advantages are normalised within each
-query's group. The loss is GRPO's clipped-ratio objective with a KL penalty to the SFT policy (k3 estimator) over
-the tokens the policy chose (the grammar's forced tokens are not its actions) and, when `latent_noise` > 0, over
-the latents too: each is drawn from a Gaussian around the head's output, its log-probability enters the objective
-and GRPO trains the SQR head. `max_turns: 1, latent_noise: 0` is the reference's setting (one turn, head frozen).
+ranking's next video is shown. An episode's reward is the weighted sum of `train.rewards`; advantages are
+normalised within each query's group. The loss is GRPO's clipped-ratio objective with a KL penalty to the SFT
+policy (k3 estimator) over the tokens the policy chose (the grammar's forced tokens are not its actions) and, when
+`latent_noise` > 0, over the latents too: each is drawn from a Gaussian around the head's output, its
+log-probability enters the objective and GRPO trains the SQR head. `max_turns: 1, latent_noise: 0` is the
+reference's setting (one turn, head frozen).
 
 TRL's GRPOTrainer samples text completions and scores them afterwards; here a sample is an episode with latent
 rollouts and searches inside it, and latents with log-probabilities of their own: a short loop on torch.

@@ -1,7 +1,13 @@
 """The whole `mini` recipe from nothing, stage by stage: `videosearch train all --config configs/mini.yaml`.
 
     world -> retriever -> indexes (train, val) -> frame encoder -> SFT data -> SFT -> verdict calibration
-          -> SQR-head world and its index -> SQR-head turns -> SQR head -> export
+          -> SQR-head world and its index -> SQR-head turns -> SQR head -> GRPO -> its calibration
+          -> SFT or GRPO (the SQR agent of each on the val split) -> export
+
+GRPO starts from the SFT policy with its trained SQR head and samples its episodes on the same second world (on
+the first world's train split the retriever's top video is nearly always right, and a group of equal rewards
+teaches nothing). The policy that ships is GRPO's only if its SQR agent beats SFT's on the val split's VR R@1
+(`grpo_choice.json` holds both, with the paired interval).
 
 The SQR head learns from a second world's train split (`recipe.refine_world_seed`): videos the retriever never
 trained on, so its rankings miss the way they miss on a test split (on its own train videos the retriever ranks
@@ -23,16 +29,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from videosearch.agent import Agent, AgentConfig
 from videosearch.atomic import write_text_atomic
 from videosearch.config import load_config
+from videosearch.corpus.annotations import read_moments
 from videosearch.corpus.world import WorldConfig, generate_world
 from videosearch.embed import load_embedder
 from videosearch.engine import SearchEngine
 from videosearch.errors import ConfigError
+from videosearch.eval.metrics import paired_difference
+from videosearch.eval.report import evaluate, per_query_scores
 from videosearch.folders import publish_folder
+from videosearch.policy.policy import Policy
+from videosearch.progress import track
 from videosearch.train.calibrate import REPORT_FILE, calibrate_verdict
 from videosearch.train.frame_encoder import LOG_FILE as ENCODER_LOG
 from videosearch.train.frame_encoder import FrameEncoderTrainConfig, train_frame_encoder
+from videosearch.train.grpo import GRPOConfig, train_grpo
 from videosearch.train.refiner import LOG_FILE as REFINER_LOG
 from videosearch.train.refiner import RefinerTrainConfig, train_refiner
 from videosearch.train.retriever import RetrieverTrainConfig, train_retriever
@@ -41,6 +54,7 @@ from videosearch.train.sft_data import build_world_refine_turns, build_world_sft
 
 logger = logging.getLogger(__name__)
 TIMES_FILE = "recipe_times.json"
+CHOICE_FILE = "grpo_choice.json"
 
 
 @dataclass
@@ -132,9 +146,20 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
                                            checkpoint=str(policy), data=str(refine_data), index=str(index_refine),
                                            out=str(refined)))),
     ]
+    grpo_out, choice = runs / "grpo", runs / CHOICE_FILE
+    grpo = load_config(GRPOConfig, config_path, "grpo", _section(overrides, "grpo"), policy=str(refined),
+                       index=str(index_refine), annotations=str(refine_world / "train.jsonl"), out=str(grpo_out))
+    stages += [
+        ("GRPO", lambda: (grpo_out / FINAL / "policy.json").is_file(), lambda: train_grpo(grpo)),
+        ("GRPO calibration", lambda: (grpo_out / FINAL / REPORT_FILE).is_file(),
+         lambda: calibrate_verdict(grpo_out / FINAL, index_val, world / "val.jsonl")),
+        ("SFT or GRPO", choice.is_file,
+         lambda: choose_on_val({"SFT": refined, "GRPO": grpo_out / FINAL}, index_val, world / "val.jsonl", choice)),
+    ]
     if recipe.export:
         export = Path(recipe.export)
-        stages.append(("export", lambda: False, lambda: _export(retriever, refined, export)))
+        stages.append(("export", lambda: False,
+                       lambda: _export(retriever, Path(json.loads(choice.read_text())["path"]), export)))
     times = _read_times(runs / TIMES_FILE)
     for name, done, run in stages:
         if done():
@@ -148,6 +173,35 @@ def run_recipe(config_path: str | Path, overrides: list[str] | None = None) -> d
         runs.mkdir(parents=True, exist_ok=True)
         write_text_atomic(runs / TIMES_FILE, json.dumps(times, indent=2))
     return times
+
+
+def choose_on_val(candidates: dict[str, Path], index: Path, annotations: Path, out: Path) -> dict:
+    """The SQR agent of each candidate policy (two: the incumbent first) on held-out queries: VR R@1 and VCMR R@1 at
+    IoU 0.5 with bootstrap intervals, and the second minus the first, paired. The second is chosen only if its
+    VR R@1 is higher; the report (with the chosen checkpoint's path) is written to `out` and returned."""
+    engine = SearchEngine.load(index)
+    moments = read_moments(annotations).moments
+    figures, hits = {}, {}
+    for name, path in candidates.items():
+        agent = Agent(engine, Policy.load(path, engine.embedder), AgentConfig(judge="policy", refine="sqr"))
+        predictions = list(track(agent.run(moments), f"{name} on {len(moments)} val queries", total=len(moments)))
+        scores = evaluate(predictions, moments, ks=(1,), ious=(0.5,))
+        figures[name] = {key: round(scores[key], 2) for key in ("vr@1", "vr@1_ci_low", "vr@1_ci_high", "vcmr@0.5",
+                                                                "vcmr@0.5_ci_low", "vcmr@0.5_ci_high", "ver")}
+        hits[name] = per_query_scores(predictions, moments, ks=(1,), ious=(0.5,))
+    first, second = candidates
+    paired = {}
+    for key in ("vr@1", "vcmr@0.5"):
+        delta, low, high = paired_difference(hits[second][key], hits[first][key])
+        paired[key] = {"delta": round(100 * delta, 2), "ci_low": round(100 * low, 2), "ci_high": round(100 * high, 2)}
+    chosen = second if figures[second]["vr@1"] > figures[first]["vr@1"] else first
+    report = {"annotations": str(annotations), "queries": len(moments), "max_turns": AgentConfig().max_turns,
+              "figures": figures, f"{second} - {first}": paired, "chosen": chosen, "path": str(candidates[chosen])}
+    write_text_atomic(out, json.dumps(report, indent=2))
+    logger.info("%s: VR R@1 %.1f against %s's %.1f (paired %+.1f [%+.1f, %+.1f]): %s ships", second,
+                figures[second]["vr@1"], first, figures[first]["vr@1"], paired["vr@1"]["delta"],
+                paired["vr@1"]["ci_low"], paired["vr@1"]["ci_high"], chosen)
+    return report
 
 
 def _export(retriever: Path, policy: Path, out: Path) -> None:
