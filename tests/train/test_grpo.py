@@ -73,6 +73,12 @@ def test_the_loss_raises_the_rewarded_completion_and_lowers_the_other(engine: Se
     after = chosen_logp()
     assert after[0] > before[0] and after[1] < before[1]
     assert stats["kl"] == pytest.approx(0.0, abs=1e-5), "the policy starts as its reference"
+    sampled = [t.old_logprobs.clone() for t in turns]  # type: ignore[union-attr]
+    optimizer.zero_grad()  # a second pass (GRPO's mu = 2): the ratio is against the weights that sampled
+    again = _accumulate_loss(policy, reference, videos, turns, torch.tensor([1.0, -1.0]), GRPOConfig(), world=1)
+    for t, old in zip(turns, sampled):
+        torch.testing.assert_close(t.old_logprobs, old)
+    assert again["kl"] > 0, "the policy has moved from its reference"
 
 
 def test_drawn_latents_are_scored_by_the_means_that_drew_them(engine: SearchEngine, small_world: Path) -> None:

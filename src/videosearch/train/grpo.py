@@ -108,6 +108,11 @@ class _Turn:
     chosen: list[bool]  # which tokens were the policy's choice (the others were forced by the grammar)
     latents: torch.Tensor | None = None  # (N, D) drawn with exploration, when the turn refined
     sigmas: torch.Tensor | None = None  # (N,) their standard deviations
+    # filled by the loss's first pass: the log-probabilities under the weights that sampled the episode (the
+    # ratio's denominator in later passes) and under the SFT policy
+    old_logprobs: torch.Tensor | None = None
+    ref_logprobs: torch.Tensor | None = None
+    old_latent_logprob: torch.Tensor | None = None
 
 
 class GaussianLatents:
@@ -339,18 +344,25 @@ def _accumulate_loss(policy: Policy, reference: Policy, videos: VideoCache, turn
         chunk = turns[start: start + config.micro_batch]
         queries, shown = [t.query for t in chunk], [videos[t.video] for t in chunk]
         tokens = [t.tokens for t in chunk]
-        with torch.no_grad():
-            ref_logp = reference.completion_logprobs(queries, shown, tokens, temperature=config.temperature).logprobs
+        if chunk[0].ref_logprobs is None:
+            with torch.no_grad():
+                ref = reference.completion_logprobs(queries, shown, tokens, temperature=config.temperature).logprobs
+            for row, t in enumerate(chunk):
+                t.ref_logprobs = ref[row, : len(t.tokens)].cpu()
         out = policy.completion_logprobs(queries, shown, tokens, temperature=config.temperature)
         logp, mask = out.logprobs, out.mask
-        chosen = torch.zeros_like(logp)
+        if chunk[0].old_logprobs is None:  # the first pass: these weights sampled the episodes
+            for row, t in enumerate(chunk):
+                t.old_logprobs = logp[row, : len(t.tokens)].detach().cpu()
+        chosen, old, ref = (torch.zeros_like(logp) for _ in range(3))
         for row, t in enumerate(chunk):
             chosen[row, : len(t.chosen)] = torch.tensor(t.chosen, dtype=logp.dtype)
+            old[row, : len(t.tokens)] = t.old_logprobs  # type: ignore[assignment]
+            ref[row, : len(t.tokens)] = t.ref_logprobs  # type: ignore[assignment]
         chosen = chosen * mask
         advantage = advantages[[t.episode for t in chunk]].to(logp.device)[:, None]
-        ratio = torch.exp(logp - logp.detach())  # 1 now; the old log-probabilities are these, for later passes
-        objective = _clipped(ratio, advantage, config.clip)
-        delta = ref_logp.to(logp.device) - logp
+        objective = _clipped(torch.exp(logp - old), advantage, config.clip)
+        delta = ref - logp
         kl = torch.exp(delta) - delta - 1
         weight = chosen / torch.tensor([max(tokens_of[t.episode], 1.0) for t in chunk], device=logp.device)[:, None]
         token_loss = -((objective - config.kl_weight * kl) * weight).sum() / episodes
@@ -381,7 +393,10 @@ def _latent_loss(policy: Policy, out: Completion, chunk: list[_Turn], advantage:
     means = torch.stack(given.means, dim=1)[rows].float()  # (R, N, D)
     sigmas = torch.stack([chunk[r].sigmas for r in rows]).to(means.device)  # type: ignore[misc]
     logp = -0.5 * (((drawn[rows].to(means.device) - means) / sigmas[..., None]) ** 2).sum((1, 2))
-    ratio = torch.exp(logp - logp.detach())
+    for k, r in enumerate(rows):
+        if chunk[r].old_latent_logprob is None:  # the first pass
+            chunk[r].old_latent_logprob = logp[k].detach()
+    ratio = torch.exp(logp - torch.stack([chunk[r].old_latent_logprob for r in rows]))  # type: ignore[misc]
     weights = torch.tensor([1.0 / refinements_of[chunk[r].episode] for r in rows], device=means.device)
     return -(_clipped(ratio, advantage[rows], config.clip) * weights).sum()
 
