@@ -6,15 +6,18 @@ import json
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only: never a window, never a display server
 
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
+SMOOTHING = 5  # steps in the running mean drawn over a training curve
+
 
 def plot_training_log(log: Path, out: Path, keys: list[str]) -> None:
-    """One panel per key of a `log.jsonl` (one JSON record per step), against the step; keys a log lacks are
-    left out."""
+    """One panel per key of a `log.jsonl` (one JSON record per step) against the step, each step's value faint and
+    their running mean over `SMOOTHING` steps drawn over it; keys a log lacks are left out."""
     records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
     keys = [k for k in keys if any(k in r for r in records)]
     if not records or not keys:
@@ -24,7 +27,11 @@ def plot_training_log(log: Path, out: Path, keys: list[str]) -> None:
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
     for axis, key in zip(axes.flat, keys):
         steps = [r["step"] for r in records if key in r]
-        axis.plot(steps, [r[key] for r in records if key in r], linewidth=1)
+        values = np.array([r[key] for r in records if key in r], dtype=np.float64)
+        line, = axis.plot(steps, values, linewidth=0.8, alpha=0.35)
+        window = min(SMOOTHING, len(values))
+        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+        axis.plot(steps[window - 1:], smooth, linewidth=1.6, color=line.get_color())
         axis.set_title(key, fontsize=9)
         axis.set_xlabel("step", fontsize=8)
         axis.tick_params(labelsize=7)
