@@ -183,3 +183,21 @@ def test_the_verdict_is_drawn_around_the_calibrated_threshold(engine: SearchEngi
     with torch.no_grad():
         both = policy.completion_logprobs(queries[:2], shown[:2], [tokens, flipped]).logprobs
     assert float(both[0, at].exp() + both[1, at].exp()) == pytest.approx(1.0, abs=1e-5), "one two-way draw"
+
+
+def test_a_query_flagged_truth_first_is_shown_its_ground_truth_first(engine: SearchEngine, small_world: Path) -> None:
+    from videosearch.train.grpo import _Corpus, sample_episodes
+
+    torch.manual_seed(0)
+    policy = Policy.create(PolicyConfig(preset="tiny-mini", **POLICY), engine.embedder).eval()
+    moments = read_moments(small_world / "test.jsonl").moments
+    top = engine.search_by_vector(engine.encode_queries([m.query for m in moments]), 1)
+    missed = [m for m, hits in zip(moments, top) if hits[0].video_id != m.video_id][:2]
+    videos = VideoCache(engine, policy.config, policy.vision.frame_size)
+    config = GRPOConfig(group_size=2, max_turns=2)
+    episodes, _ = sample_episodes(policy, engine, _Corpus(engine), videos, missed, config,
+                                  torch.Generator().manual_seed(0), [True, False])
+    assert [e.turns[0].video for e in episodes[:2]] == [missed[0].video_id] * 2
+    assert all(e.turns[0].video != missed[1].video_id for e in episodes[2:]), "the search's top video"
+    with pytest.raises(ConfigError, match="truth_first"):
+        GRPOConfig(truth_first=1.5)

@@ -78,6 +78,9 @@ class GRPOConfig:
     clip: float = 0.2
     iterations: int = 1  # optimiser passes over each step's episodes (GRPO's mu); the clip bounds the later ones
     temperature: float = 1.0
+    # share of queries whose first turn shows the ground truth instead of the search's top video: top videos are
+    # mostly wrong, and on them GRPO moves the verdict's prior (to `not_matched`) more than it sharpens it
+    truth_first: float = 0.0
     max_turns: int = 1  # 1: the reference's single turn; more: the reward sees the episode after re-searching
     latent_noise: float = 0.0  # std of each latent's Gaussian, as a fraction of its RMS; 0: the SQR head is frozen
     tau: float = 0.1  # refine quality: softmax temperature of p_gt over the ground truth and its negatives
@@ -95,6 +98,8 @@ class GRPOConfig:
             raise ConfigError("grpo.group_size must be >= 2: advantages are normalised within a group")
         if not self.temperature > 0 or not self.tau > 0 or self.latent_noise < 0 or self.clip <= 0:
             raise ConfigError("grpo.temperature, tau and clip must be > 0 and latent_noise >= 0")
+        if not 0 <= self.truth_first <= 1:
+            raise ConfigError(f"grpo.truth_first must be in [0, 1], got {self.truth_first}")
 
 
 @dataclass
@@ -189,7 +194,9 @@ def train_grpo(config: GRPOConfig) -> Path:
             began = time.perf_counter()
             first = step * config.prompts_per_step
             chosen = [moments[order[(first + k) % len(moments)]] for k in range(config.prompts_per_step)]
-            episodes, turns = sample_episodes(policy, engine, corpus, videos, chosen[rank::world], config, generator)
+            truth = (np.random.default_rng([config.seed, step]).random(len(chosen)) < config.truth_first).tolist()
+            episodes, turns = sample_episodes(policy, engine, corpus, videos, chosen[rank::world], config, generator,
+                                              truth[rank::world])
             scored = [config.rewards.score(e) for e in episodes]
             rewards = torch.tensor([r for r, _ in scored])
             advantages = group_advantages(rewards, config.group_size)
@@ -273,10 +280,11 @@ class _Corpus:
 
 @torch.no_grad()
 def sample_episodes(policy: Policy, engine: SearchEngine, corpus: _Corpus, videos: VideoCache,
-                    moments: list[Moment], config: GRPOConfig,
-                    generator: torch.Generator) -> tuple[list[SampledEpisode], list[_Turn]]:
+                    moments: list[Moment], config: GRPOConfig, generator: torch.Generator,
+                    truth_first: list[bool] | None = None) -> tuple[list[SampledEpisode], list[_Turn]]:
     """`group_size` episodes of each moment, all run together turn by turn; episode g of moment m is at
-    m * group_size + g. Returns the episodes (for the rewards) and their turns (for the loss)."""
+    m * group_size + g; a moment flagged in `truth_first` is shown its ground truth first. Returns the episodes (for
+    the rewards) and their turns (for the loss)."""
     rows = [m for m in moments for _ in range(config.group_size)]
     queries = [m.query for m in rows]
     original = engine.encode_queries(queries)
@@ -287,8 +295,13 @@ def sample_episodes(policy: Policy, engine: SearchEngine, corpus: _Corpus, video
     active = list(range(len(rows)))
     for turn_index in range(config.max_turns):
         hits = engine.search_by_vector(vectors[active], 1, [judged[i] for i in active])  # the best not yet shown
+        if turn_index == 0 and truth_first:
+            hits = [[rows[i].video_id] if truth_first[i // config.group_size] else [h.video_id for h in found]
+                    for i, found in zip(active, hits)]
+        else:
+            hits = [[h.video_id for h in found] for found in hits]
         active = [i for i, h in zip(active, hits) if h]
-        shown = [h[0].video_id for h in hits if h]
+        shown = [h[0] for h in hits if h]
         if not active:
             break
         turn = policy.generate([queries[i] for i in active], [videos[v] for v in shown], mode="sqr",
