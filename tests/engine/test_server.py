@@ -51,6 +51,8 @@ def test_search_health_and_video_endpoints(http: TestClient, served: SearchEngin
         ({"query": "a circle", "k": 100000}, 422, "k"),
         ({}, 422, "exactly one"),
         ({"query": "a", "vector": [0.1] * 384}, 422, "exactly one"),
+        ({"query": "a", "vector": None}, 422, "exactly one"),
+        ({"query": None, "vector": [0.1] * 384}, 422, "exactly one"),
         ({"vector": [0.1, 0.2]}, 422, "384"),
         ({"vector": [0.1] * 385}, 422, "384"),
         ({"vector": [0.0] * 384}, 422, "all zeros"),

@@ -53,6 +53,14 @@ class SearchRequest(BaseModel):
     k: int = Field(10, ge=1, le=MAX_K)
     exclude: list[VideoId] = Field(default_factory=list, max_length=MAX_EXCLUDE)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_key(cls, data: object) -> object:
+        """Both keys given is two queries, even when one is null: the schema's `oneOf` counts keys."""
+        if isinstance(data, dict) and "query" in data and "vector" in data:
+            raise ValueError("give exactly one of 'query' (text) or 'vector'")
+        return data
+
     @model_validator(mode="after")
     def _one_query(self) -> Self:
         if (self.query is None) == (self.vector is None):
