@@ -245,8 +245,8 @@ class Policy(nn.Module):
         The reasoning comes first; `<answer>` follows `</think>` (forced if the row does not write it, and the
         reasoning is closed for it when the row would otherwise run out of tokens before its verdict). The verdict
         after `<answer>` is `matched` when P(matched) there reaches `config.verdict_threshold` (sampling: drawn
-        from P(matched) at the temperature), or the one `verdicts` forces for that row (True = matched; None = the
-        policy's). P(matched) is NaN only when `max_new_tokens` leaves no room for a verdict at all."""
+        around that threshold, see `_verdict_margin`), or the one `verdicts` forces for that row (True = matched;
+        None = the policy's). P(matched) is NaN only when `max_new_tokens` leaves no room for a verdict at all."""
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if verdicts is not None and len(verdicts) != len(queries):
