@@ -114,20 +114,18 @@ def run_claim(config: ClaimConfig) -> dict:
         write_episodes(agent, moments, path, done, run.row)
         predictions[run.row] = read_predictions(path)
     first_sqr = f"SQR {next(iter(config.policies))}"
-    rows = {"search": lambda _: run_search_baseline(engine, moments),
-            "one-shot": lambda _: [truncate_episode(p, 1) for p in predictions[first_sqr]]}
-    search = rows["search"](0)
+    search = run_search_baseline(engine, moments)
+    one_shot = [truncate_episode(p, 1) for p in predictions[first_sqr]]  # the same at every turn limit
     table: dict[str, dict[str, dict]] = {}
     hits: dict[tuple[str, int], dict[str, np.ndarray]] = {}
     for turns in range(1, config.max_turns + 1):
-        cut = {"search": search, "one-shot": rows["one-shot"](0),
+        cut = {"search": search, "one-shot": one_shot,
                **{name: [truncate_episode(p, turns) for p in runs] for name, runs in predictions.items()}}
         for name, preds in cut.items():
             table.setdefault(name, {})[str(turns)] = _figures(preds, moments)
             hits[name, turns] = {k: v.astype(np.float64) for k, v in
                                  per_query_scores(preds, moments, ks=(1,), ious=IOUS).items()}
-        if "search" in table:  # it judges nothing: its "matched" is no verdict
-            table["search"][str(turns)]["ver"] = float("nan")
+        table["search"][str(turns)]["ver"] = float("nan")  # it judges nothing: its "matched" is no verdict
     paired = {name: {str(t): {f"{key} - {base}": _paired(hits[name, t][key], hits[base, t][key])
                               for base in ("one-shot", "walk") if base != name for key in PAIRED}
                      for t in range(1, config.max_turns + 1)}
