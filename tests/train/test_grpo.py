@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,8 @@ def test_a_run_logs_plots_and_resumes_where_it_stopped(grpo_inputs: dict[str, st
             for run in ("whole", "cut")]
     assert [r["step"] for r in logs[0]] == [r["step"] for r in logs[1]] == [1, 2]
     assert {"reward", "reward_answer", "reward_iou", "reward_refine_quality", "kl", "turns"} <= logs[0][0].keys()
+    norms = [r["grad_norm"] for log in logs for r in log]
+    assert all(math.isfinite(n) for n in norms) and max(norms) > 0, norms
     for a, b in zip(*logs):  # the resumed run drew the same episodes
         assert a["reward"] == pytest.approx(b["reward"], abs=1e-6)
     assert (tmp_path / "whole" / "rewards.png").stat().st_size > 1000

@@ -206,7 +206,7 @@ def train_grpo(config: GRPOConfig) -> Path:
                 stats = _accumulate_loss(policy, reference, videos, turns, advantages, config, world)
                 if world > 1:
                     sum_gradients([p for _, p in parameters], accelerator)
-                torch.nn.utils.clip_grad_norm_([p for _, p in parameters], 1.0)
+                stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_([p for _, p in parameters], 1.0))
                 optimizer.step()
             scheduler.step()
             step += 1
@@ -416,7 +416,8 @@ def _latent_loss(policy: Policy, out: Completion, chunk: list[_Turn], advantage:
 
 def _record(step: int, scored: list[tuple[float, dict[str, float]]], stats: dict[str, float], turns: float,
             seconds: float, lr: float, accelerator: Accelerator) -> dict:
-    """One log line: the step's mean reward and terms (over every process's episodes), KL, loss, turns/episode."""
+    """One log line: the step's mean reward and terms (over every process's episodes), KL, loss, turns/episode and
+    the gradient's norm before its clip at 1 (how much the clip shrank the step)."""
     values = torch.tensor([[r, *terms.values()] for r, terms in scored], dtype=torch.float64)
     sums = torch.cat([values.sum(0), torch.tensor([len(values), stats["kl"] * len(values), stats["loss"], turns])])
     if accelerator.num_processes > 1:
@@ -426,7 +427,8 @@ def _record(step: int, scored: list[tuple[float, dict[str, float]]], stats: dict
     record = {"step": step, "reward": round(means[0], 4)}
     record.update({f"reward_{name}": round(v, 4) for name, v in zip(REWARDS, means[1:])})
     record.update({"kl": round(float(sums[-3]) / count, 6), "loss": round(float(sums[-2]), 5),
-                   "turns": round(float(sums[-1]) / accelerator.num_processes, 3), "lr": lr,
+                   "turns": round(float(sums[-1]) / accelerator.num_processes, 3),
+                   "grad_norm": round(stats["grad_norm"], 4), "lr": lr,
                    "seconds": round(seconds, 2)})
     if not math.isfinite(record["loss"]):
         raise ConfigError(f"GRPO's loss is {record['loss']} at step {step}: lower lr or latent_noise")
