@@ -171,6 +171,7 @@ def train_grpo(config: GRPOConfig) -> Path:
     policy = Policy.load(checkpoint or config.policy, embedder, trainable=True).to(accelerator.device)  # type: ignore[arg-type]
     reference = Policy.load(config.policy, embedder).to(accelerator.device).eval()  # type: ignore[arg-type]
     parameters = _trainable(policy, config)
+    weights = [p for _, p in parameters]
     optimizer = torch.optim.AdamW([{"params": [p for n, p in parameters if not n.startswith("sqr.")], "lr": config.lr},
                                    {"params": [p for n, p in parameters if n.startswith("sqr.")],
                                     "lr": config.heads_lr}], weight_decay=0.0)
@@ -205,8 +206,8 @@ def train_grpo(config: GRPOConfig) -> Path:
                 optimizer.zero_grad()
                 stats = _accumulate_loss(policy, reference, videos, turns, advantages, config, world)
                 if world > 1:
-                    sum_gradients([p for _, p in parameters], accelerator)
-                stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_([p for _, p in parameters], 1.0))
+                    sum_gradients(weights, accelerator)
+                stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(weights, 1.0))
                 optimizer.step()
             scheduler.step()
             step += 1
@@ -221,7 +222,7 @@ def train_grpo(config: GRPOConfig) -> Path:
                          "rng": rng_state(generator)}
                 save_checkpoint(policy, out / LAST, state)
     if world > 1:
-        check_same_weights([p for _, p in parameters], accelerator)
+        check_same_weights(weights, accelerator)
     if log is not None:
         log.close()
         save_checkpoint(policy, out / FINAL)
