@@ -25,6 +25,7 @@ from videosearch.train.grpo import (
     _accumulate_loss,
     _Turn,
     group_advantages,
+    set_latent_advantages,
     train_grpo,
 )
 
@@ -46,6 +47,16 @@ def test_advantages_are_normalised_within_each_group() -> None:
     advantages = group_advantages(torch.tensor([1.0, 3.0, 5.0, 5.0, 0.0, 2.0]), 2)
     torch.testing.assert_close(advantages, torch.tensor([-0.7071, 0.7071, 0.0, 0.0, -0.7071, 0.7071]), atol=1e-3,
                                rtol=0)
+
+
+def test_each_refinement_is_scored_against_its_groups_refinements() -> None:
+    latents = torch.zeros(1, 2)
+    turns = [_Turn(0, "q", "v", [], [], latents, refine_gain=0.1),
+             _Turn(1, "q", "v", [], [], latents, refine_gain=0.3),
+             _Turn(1, "q", "w", [], [], None, refine_gain=0.9),  # refined without drawn latents: not counted
+             _Turn(2, "q", "v", [], [], latents, refine_gain=0.5)]  # alone in the second group
+    set_latent_advantages(turns, group_size=2)
+    assert [t.latent_advantage for t in turns] == pytest.approx([-0.7071, 0.7071, 0.0, 0.0], abs=1e-3)
 
 
 def test_the_loss_raises_the_rewarded_completion_and_lowers_the_other(engine: SearchEngine, small_world: Path) -> None:
@@ -131,12 +142,19 @@ def test_a_run_logs_plots_and_resumes_where_it_stopped(grpo_inputs: dict[str, st
             torch.testing.assert_close(one[key], start[key], msg=key)
 
 
-def test_latent_exploration_trains_the_sqr_head(grpo_inputs: dict[str, str], tmp_path: Path) -> None:
+def test_latent_exploration_trains_the_sqr_head(engine: SearchEngine, grpo_inputs: dict[str, str],
+                                               tmp_path: Path) -> None:
+    policy = Policy.load(grpo_inputs["policy"], engine.embedder, trainable=True)
+    with torch.no_grad():  # a fresh head's gate is 0: latents would not move the query, nor their gains differ
+        policy.sqr.refine_gate.weight.fill_(0.5)
+    policy.save(tmp_path / "gated")
+    inputs = {**grpo_inputs, "policy": str(tmp_path / "gated")}
     out = train_grpo(GRPOConfig(out=str(tmp_path / "out"), steps=2, group_size=4, prompts_per_step=2,
-                                warmup_steps=0, lr=1e-3, heads_lr=1e-2, latent_noise=0.5, max_turns=2,
-                                **grpo_inputs))
-    after, start = _weights(out), _weights(Path(grpo_inputs["policy"]))
+                                warmup_steps=0, lr=1e-3, heads_lr=1e-2, latent_noise=0.5, max_turns=2, **inputs))
+    after, start = _weights(out), _weights(tmp_path / "gated")
     assert not torch.equal(after["refine_projector.3.weight"], start["refine_projector.3.weight"])
+    log = [json.loads(line) for line in (out.parent / "log.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["grad_norm_sqr"]) for r in log), "the head's gradient is clipped and logged apart"
     torch.testing.assert_close(after["vision_projector.0.weight"], start["vision_projector.0.weight"])
 
 
@@ -202,5 +220,11 @@ def test_a_query_flagged_truth_first_is_shown_its_ground_truth_first(engine: Sea
                                   torch.Generator().manual_seed(0), [True, False])
     assert [e.turns[0].video for e in episodes[:2]] == [missed[0].video_id] * 2
     assert all(e.turns[0].video != missed[1].video_id for e in episodes[2:]), "the search's top video"
+    for e in episodes:  # each multi-turn episode ends on its matched video or on the refined search's next one
+        shown = [t.video for t in e.turns]
+        if e.turns[-1].parsed.answer == "matched":
+            assert e.final_video == shown[-1]
+        else:
+            assert e.final_video is not None and e.final_video not in shown
     with pytest.raises(ConfigError, match="truth_first"):
         GRPOConfig(truth_first=1.5)

@@ -35,11 +35,19 @@ def test_a_right_rejection_scores_the_not_matched_iou_and_its_refinement() -> No
     assert terms["answer"] == 1.0 and terms["iou"] == NOT_MATCHED_IOU and terms["refine_quality"] == 0.25
 
 
-def test_several_turns_are_right_only_if_every_verdict_was() -> None:
-    found = SampledEpisode(MOMENT, [_turn("other", False, gain=0.5), _turn("gt", True, (2.0, 6.0))])
+def test_several_turns_are_right_when_the_episode_ends_on_the_ground_truth() -> None:
+    found = SampledEpisode(MOMENT, [_turn("other", False, gain=0.5), _turn("gt", True, (2.0, 6.0))], "gt")
     _, terms = RewardWeights().score(found)
     assert terms["answer"] == 1.0 and terms["iou"] == 1.0 and terms["refine_quality"] == 0.5
-    missed = SampledEpisode(MOMENT, [_turn("gt", False, gain=0.1), _turn("other", False, gain=-0.3)])
+    # two right rejections whose refined search ranks the ground truth first: right, with no span to score
+    searched = SampledEpisode(MOMENT, [_turn("a", False, gain=0.2), _turn("b", False, gain=0.4)], "gt")
+    _, terms = RewardWeights().score(searched)
+    assert terms["answer"] == 1.0 and terms["iou"] == NOT_MATCHED_IOU
+    # every verdict right but nothing found: wrong (one turn would have scored it right)
+    _, terms = RewardWeights().score(SampledEpisode(MOMENT, searched.turns, "c"))
+    assert terms["answer"] == -1.0 and terms["iou"] == 0.0
+    assert RewardWeights().score(SampledEpisode(MOMENT, searched.turns[:1]))[1]["answer"] == 1.0
+    missed = SampledEpisode(MOMENT, [_turn("gt", False, gain=0.1), _turn("other", False, gain=-0.3)], "")
     _, terms = RewardWeights().score(missed)
     assert terms["answer"] == -1.0 and terms["refine_quality"] == pytest.approx(-0.1)
 

@@ -10,8 +10,11 @@ ranking's next video is shown. An episode's reward is the weighted sum of `train
 normalised within each query's group. The loss is GRPO's clipped-ratio objective with a KL penalty to the SFT
 policy (k3 estimator) over the tokens the policy chose (the grammar's forced tokens are not its actions) and, when
 `latent_noise` > 0, over the latents too: each is drawn from a Gaussian around the head's output, its
-log-probability enters the objective and GRPO trains the SQR head. `max_turns: 1, latent_noise: 0` is the
-reference's setting (one turn, head frozen).
+log-probability enters the objective and GRPO trains the SQR head. A refinement's advantage is its own: its gain
+p_gt(q') - p_gt(q) normalised over its group's refinements (the episode's reward is mostly the verdict's, which the
+latents cannot change), and the head's gradient is clipped apart from the LM's (its Gaussian log-density over
+N x D dimensions has a far larger norm, which under one shared clip shrank the LM's step). `max_turns: 1,
+latent_noise: 0` is the reference's setting (one turn, head frozen).
 
 TRL's GRPOTrainer samples text completions and scores them afterwards; here a sample is an episode with latent
 rollouts and searches inside it, and latents with log-probabilities of their own: a short loop on torch.
@@ -113,6 +116,8 @@ class _Turn:
     chosen: list[bool]  # which tokens were the policy's choice (the others were forced by the grammar)
     latents: torch.Tensor | None = None  # (N, D) drawn with exploration, when the turn refined
     sigmas: torch.Tensor | None = None  # (N,) their standard deviations
+    refine_gain: float = 0.0  # p_gt(q') - p_gt(q), when the turn refined
+    latent_advantage: float = 0.0  # the gain normalised over the group's refinements with drawn latents
     # filled by the loss's first pass: the log-probabilities under the weights that sampled the episode (the
     # ratio's denominator in later passes) and under the SFT policy
     old_logprobs: torch.Tensor | None = None
@@ -172,9 +177,10 @@ def train_grpo(config: GRPOConfig) -> Path:
     reference = Policy.load(config.policy, embedder).to(accelerator.device).eval()  # type: ignore[arg-type]
     parameters = _trainable(policy, config)
     weights = [p for _, p in parameters]
-    optimizer = torch.optim.AdamW([{"params": [p for n, p in parameters if not n.startswith("sqr.")], "lr": config.lr},
-                                   {"params": [p for n, p in parameters if n.startswith("sqr.")],
-                                    "lr": config.heads_lr}], weight_decay=0.0)
+    lm = [p for n, p in parameters if not n.startswith("sqr.")]
+    head = [p for n, p in parameters if n.startswith("sqr.")]
+    optimizer = torch.optim.AdamW([{"params": lm, "lr": config.lr}, {"params": head, "lr": config.heads_lr}],
+                                  weight_decay=0.0)
     scheduler = get_constant_schedule_with_warmup(optimizer, config.warmup_steps)
     generator = torch.Generator(accelerator.device).manual_seed(config.seed + rank)
     step = load_state(checkpoint / STATE_FILE, optimizer, scheduler, generator) if checkpoint else 0
@@ -201,13 +207,16 @@ def train_grpo(config: GRPOConfig) -> Path:
             scored = [config.rewards.score(e) for e in episodes]
             rewards = torch.tensor([r for r, _ in scored])
             advantages = group_advantages(rewards, config.group_size)
+            set_latent_advantages(turns, config.group_size)
             stats = {}
             for _ in range(config.iterations):
                 optimizer.zero_grad()
                 stats = _accumulate_loss(policy, reference, videos, turns, advantages, config, world)
                 if world > 1:
                     sum_gradients(weights, accelerator)
-                stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(weights, 1.0))
+                stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(lm, 1.0))
+                if head:
+                    stats["grad_norm_sqr"] = float(torch.nn.utils.clip_grad_norm_(head, 1.0))
                 optimizer.step()
             scheduler.step()
             step += 1
@@ -260,6 +269,21 @@ def group_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     return (centred / (groups.std(1, keepdim=True) + 1e-4)).flatten()
 
 
+def set_latent_advantages(turns: list[_Turn], group_size: int) -> None:
+    """Each refinement with drawn latents gets its gain minus the mean over its query's group's refinements, over
+    their standard deviation (a refinement alone in its group: 0)."""
+    groups: dict[int, list[_Turn]] = {}
+    for t in turns:
+        if t.latents is not None:
+            groups.setdefault(t.episode // group_size, []).append(t)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        gains = torch.tensor([t.refine_gain for t in group])
+        for t, advantage in zip(group, ((gains - gains.mean()) / (gains.std() + 1e-4)).tolist()):
+            t.latent_advantage = advantage
+
+
 class _Corpus:
     """The index's video vectors, to score a refined query's p_gt against the original query's top wrong videos."""
 
@@ -284,8 +308,8 @@ def sample_episodes(policy: Policy, engine: SearchEngine, corpus: _Corpus, video
                     moments: list[Moment], config: GRPOConfig, generator: torch.Generator,
                     truth_first: list[bool] | None = None) -> tuple[list[SampledEpisode], list[_Turn]]:
     """`group_size` episodes of each moment, all run together turn by turn; episode g of moment m is at
-    m * group_size + g; a moment flagged in `truth_first` is shown its ground truth first. Returns the episodes (for
-    the rewards) and their turns (for the loss)."""
+    m * group_size + g; a moment flagged in `truth_first` is shown its ground truth first. With `max_turns` > 1 each
+    episode records the video it ends on. Returns the episodes (for the rewards) and their turns (for the loss)."""
     rows = [m for m in moments for _ in range(config.group_size)]
     queries = [m.query for m in rows]
     original = engine.encode_queries(queries)
@@ -334,9 +358,17 @@ def sample_episodes(policy: Policy, engine: SearchEngine, corpus: _Corpus, video
                 if explore is not None:
                     record.latents = torch.stack([d[r] for d in explore.drawn]).cpu()
                     record.sigmas = torch.stack([s[r] for s in explore.sigmas]).cpu()
-                episodes[active[r]].turns[-1].refine_gain = gains[k]
+                record.refine_gain = episodes[active[r]].turns[-1].refine_gain = gains[k]
             vectors[sel] = new.numpy()
         active = [active[r] for r in refined]
+    if config.max_turns > 1:
+        for episode in episodes:
+            last = episode.turns[-1]
+            episode.final_video = last.video if last.parsed.answer == "matched" else ""
+        if active:  # rejected at their last turn: the refined search's first unshown video is the answer
+            found = engine.search_by_vector(vectors[active], 1, [judged[i] for i in active])
+            for i, hits in zip(active, found):
+                episodes[i].final_video = hits[0].video_id if hits else ""
     return episodes, turns
 
 
@@ -380,7 +412,7 @@ def _accumulate_loss(policy: Policy, reference: Policy, videos: VideoCache, turn
         kl = torch.exp(delta) - delta - 1
         weight = chosen / torch.tensor([max(tokens_of[t.episode], 1.0) for t in chunk], device=logp.device)[:, None]
         token_loss = -((objective - config.kl_weight * kl) * weight).sum() / episodes
-        latent_loss = _latent_loss(policy, out, chunk, advantage[:, 0], refinements_of, config) / episodes
+        latent_loss = _latent_loss(policy, out, chunk, refinements_of, config) / episodes
         (token_loss + latent_loss).backward()
         kl_sum += float((kl.detach() * weight).sum())
         loss_sum += float((token_loss + latent_loss).detach())
@@ -391,13 +423,13 @@ def _clipped(ratio: torch.Tensor, advantage: torch.Tensor, clip: float) -> torch
     return torch.minimum(ratio * advantage, ratio.clamp(1 - clip, 1 + clip) * advantage)
 
 
-def _latent_loss(policy: Policy, out: Completion, chunk: list[_Turn], advantage: torch.Tensor,
-                 refinements_of: np.ndarray, config: GRPOConfig) -> torch.Tensor:
-    """Minus the clipped ratio of the drawn latents' Gaussian log-probability times the advantage, each refinement
-    weighted 1 / (its episode's refinements)."""
+def _latent_loss(policy: Policy, out: Completion, chunk: list[_Turn], refinements_of: np.ndarray,
+                 config: GRPOConfig) -> torch.Tensor:
+    """Minus the clipped ratio of the drawn latents' Gaussian log-probability times their own advantage, each
+    refinement weighted 1 / (its episode's refinements)."""
     rows = [r for r, t in enumerate(chunk) if t.latents is not None]
     if not rows:
-        return torch.zeros((), device=advantage.device)
+        return torch.zeros((), device=out.logprobs.device)
     n, d = chunk[rows[0]].latents.shape  # type: ignore[union-attr]
     drawn = torch.zeros(len(chunk), n, d)
     for r in rows:
@@ -412,13 +444,14 @@ def _latent_loss(policy: Policy, out: Completion, chunk: list[_Turn], advantage:
             chunk[r].old_latent_logprob = logp[k].detach()
     ratio = torch.exp(logp - torch.stack([chunk[r].old_latent_logprob for r in rows]))  # type: ignore[misc]
     weights = torch.tensor([1.0 / refinements_of[chunk[r].episode] for r in rows], device=means.device)
-    return -(_clipped(ratio, advantage[rows], config.clip) * weights).sum()
+    advantage = torch.tensor([chunk[r].latent_advantage for r in rows], device=means.device)
+    return -(_clipped(ratio, advantage, config.clip) * weights).sum()
 
 
 def _record(step: int, scored: list[tuple[float, dict[str, float]]], stats: dict[str, float], turns: float,
             seconds: float, lr: float, accelerator: Accelerator) -> dict:
     """One log line: the step's mean reward and terms (over every process's episodes), KL, loss, turns/episode and
-    the gradient's norm before its clip at 1 (how much the clip shrank the step)."""
+    the gradients' norms before their clips at 1 (the LM's; the SQR head's, when it trains)."""
     values = torch.tensor([[r, *terms.values()] for r, terms in scored], dtype=torch.float64)
     sums = torch.cat([values.sum(0), torch.tensor([len(values), stats["kl"] * len(values), stats["loss"], turns])])
     if accelerator.num_processes > 1:
@@ -429,7 +462,7 @@ def _record(step: int, scored: list[tuple[float, dict[str, float]]], stats: dict
     record.update({f"reward_{name}": round(v, 4) for name, v in zip(REWARDS, means[1:])})
     record.update({"kl": round(float(sums[-3]) / count, 6), "loss": round(float(sums[-2]), 5),
                    "turns": round(float(sums[-1]) / accelerator.num_processes, 3),
-                   "grad_norm": round(stats["grad_norm"], 4), "lr": lr,
+                   **{k: round(v, 4) for k, v in stats.items() if k.startswith("grad_norm")}, "lr": lr,
                    "seconds": round(seconds, 2)})
     if not math.isfinite(record["loss"]):
         raise ConfigError(f"GRPO's loss is {record['loss']} at step {step}: lower lr or latent_noise")

@@ -4,8 +4,10 @@
 
 An episode is one query's turns: the video each turn was shown, what the policy wrote, and, where it refined, how
 much the refined query raised the ground truth's probability. With one turn (the reference's setting) the terms are
-the reference's; with several, the answer is right only if every turn's verdict was (an episode that rejected the
-ground truth has failed even if it later rejects a wrong video correctly), and the format terms are means over turns.
+the reference's: the answer is the verdict. With several, the answer is the episode's outcome, what VR R@1 counts:
+right when it ends on the ground truth, matched or ranked first by the refined search after its last rejection.
+(Scoring every verdict instead taught the policy to end episodes early: each turn was one more chance to fail and
+none to find the moment.) The format terms are means over turns.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ class SampledEpisode:
 
     moment: Moment
     turns: list[SampledTurn]
+    # multi-turn sampling: the video the episode ends on (the matched one, or the refined search's first unshown
+    # video after its last rejection; "" for none); None: one turn, the verdict is the answer
+    final_video: str | None = None
 
     def verdict_right(self, turn: SampledTurn) -> bool:
         return turn.parsed.answer != "unparsable" and (
@@ -43,7 +48,9 @@ class SampledEpisode:
 
 
 def answer_reward(episode: SampledEpisode) -> float:
-    """+1 when every verdict of the episode was right, -1 otherwise."""
+    """+1 when the episode's answer is right, -1 otherwise: its verdict on one turn, its final video on several."""
+    if episode.final_video is not None:
+        return 1.0 if episode.final_video == episode.moment.video_id else -1.0
     return 1.0 if all(episode.verdict_right(t) for t in episode.turns) else -1.0
 
 
@@ -63,7 +70,7 @@ def time_reward(episode: SampledEpisode) -> float:
 
 def iou_reward(episode: SampledEpisode) -> float:
     """The final span's temporal IoU with the ground truth when the answer is right (`NOT_MATCHED_IOU` for a right
-    `not_matched`); 0 when it is wrong."""
+    answer without a span: a right `not_matched`, or the refined search's find); 0 when it is wrong."""
     final = episode.turns[-1]
     if answer_reward(episode) < 0:
         return 0.0
