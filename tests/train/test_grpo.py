@@ -113,6 +113,33 @@ def test_drawn_latents_are_scored_by_the_means_that_drew_them(engine: SearchEngi
     assert not torch.allclose(means, drawn, atol=1e-3), "exploration moved the latents off their means"
 
 
+def test_the_latents_term_trains_the_sqr_head_alone(engine: SearchEngine, small_world: Path) -> None:
+    from videosearch.train.grpo import _Corpus, _trainable, sample_episodes
+
+    torch.manual_seed(0)
+    policy = Policy.create(PolicyConfig(preset="tiny-mini", **POLICY), engine.embedder)
+    reference = copy.deepcopy(policy).eval()
+    with torch.no_grad():  # a fresh head's gate is 0: latents would not move the query, nor their gains differ
+        policy.sqr.refine_gate.weight.fill_(0.5)
+    config = GRPOConfig(group_size=4, latent_noise=0.5)
+    parameters = dict(_trainable(policy, config))
+    videos = VideoCache(engine, policy.config, policy.vision.frame_size)
+    policy.config.verdict_threshold = 1 - 1e-9  # every turn rejects, so every episode refines
+    moments = read_moments(small_world / "test.jsonl").moments[:2]
+    _, turns = sample_episodes(policy, engine, _Corpus(engine), videos, moments, config,
+                               torch.Generator().manual_seed(0))
+    set_latent_advantages(turns, config.group_size)
+    assert any(t.latent_advantage != 0 for t in turns)
+    # the episodes' advantages are 0 and the policy is its reference: only the latents' term has a gradient
+    _accumulate_loss(policy, reference, videos, turns, torch.zeros(len(moments) * 4), config, world=1)
+
+    def largest(head: bool) -> float:
+        return max((float(p.grad.abs().max()) for n, p in parameters.items()
+                    if p.grad is not None and n.startswith("sqr.") == head), default=0.0)
+
+    assert largest(True) > 0 and largest(False) < 1e-6 * largest(True)  # LoRA: the KL's rounding only
+
+
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return {**load_file(folder / "policy_heads.safetensors"),
             **{f"lora.{k}": v for k, v in load_file(folder / "adapter" / "adapter_model.safetensors").items()}}

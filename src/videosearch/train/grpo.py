@@ -12,9 +12,10 @@ policy (k3 estimator) over the tokens the policy chose (the grammar's forced tok
 `latent_noise` > 0, over the latents too: each is drawn from a Gaussian around the head's output, its
 log-probability enters the objective and GRPO trains the SQR head. A refinement's advantage is its own: its gain
 p_gt(q') - p_gt(q) normalised over its group's refinements (the episode's reward is mostly the verdict's, which the
-latents cannot change), and the head's gradient is clipped apart from the LM's (its Gaussian log-density over
-N x D dimensions has a far larger norm, which under one shared clip shrank the LM's step). `max_turns: 1,
-latent_noise: 0` is the reference's setting (one turn, head frozen).
+latents cannot change). The latents' term trains the head alone, clipped apart from the LM's tokens: its Gaussian
+log-density over N x D dimensions reached LoRA through the rollout with gradients 10^4-10^6 times the tokens'
+(measured), so under one clip the tokens' objective all but vanished. `max_turns: 1, latent_noise: 0` is the
+reference's setting (one turn, head frozen).
 
 TRL's GRPOTrainer samples text completions and scores them afterwards; here a sample is an episode with latent
 rollouts and searches inside it, and latents with log-probabilities of their own: a short loop on torch.
@@ -377,8 +378,9 @@ def _accumulate_loss(policy: Policy, reference: Policy, videos: VideoCache, turn
     """Backpropagate GRPO's loss over `turns` in micro-batches; returns the mean KL and loss.
 
     Each episode's objective is the mean over all its chosen tokens (every turn) of the clipped ratio times its
-    advantage minus kl_weight x KL, plus the mean over its refinements of the latents' clipped ratio times its
-    advantage; the loss is minus the mean over the step's episodes (over every process's)."""
+    advantage minus kl_weight x KL, plus the mean over its refinements of the latents' clipped ratio times their own
+    advantage (a gradient to the SQR head only); the loss is minus the mean over the step's episodes (over every
+    process's)."""
     episodes = len(advantages) * world
     tokens_of = np.zeros(len(advantages))
     refinements_of = np.zeros(len(advantages))
@@ -413,7 +415,13 @@ def _accumulate_loss(policy: Policy, reference: Policy, videos: VideoCache, turn
         weight = chosen / torch.tensor([max(tokens_of[t.episode], 1.0) for t in chunk], device=logp.device)[:, None]
         token_loss = -((objective - config.kl_weight * kl) * weight).sum() / episodes
         latent_loss = _latent_loss(policy, out, chunk, refinements_of, config) / episodes
-        (token_loss + latent_loss).backward()
+        if latent_loss.requires_grad:  # the latents' log-probability trains the SQR head alone
+            head = [p for p in policy.sqr.parameters() if p.requires_grad]
+            grads = torch.autograd.grad(latent_loss, head, retain_graph=True, allow_unused=True)
+            for parameter, grad in zip(head, grads):
+                if grad is not None:
+                    parameter.grad = grad if parameter.grad is None else parameter.grad + grad
+        token_loss.backward()
         kl_sum += float((kl.detach() * weight).sum())
         loss_sum += float((token_loss + latent_loss).detach())
     return {"kl": kl_sum / len(advantages), "loss": loss_sum}
