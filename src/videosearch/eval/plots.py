@@ -48,6 +48,8 @@ def plot_by_turns(rows: dict[str, dict[str, dict[str, float]]], keys: list[str],
     error bar (rows side by side at each turn, so the bars stay readable); `rows` maps a method to {turns: figures}."""
     figure, axes = plt.subplots(1, len(keys), figsize=(5.6 * len(keys), 4.0), squeeze=False)
     width = 0.5 / max(len(rows), 1)
+    colours = plt.get_cmap("tab10" if len(rows) <= 10 else "tab20").colors  # one per row: no two rows share one
+    markers = "osD^v<>ph*"
     for axis, key, title in zip(axes[0], keys, titles):
         for k, (name, by_turn) in enumerate(rows.items()):
             turns = sorted(int(t) for t in by_turn)
@@ -57,7 +59,8 @@ def plot_by_turns(rows: dict[str, dict[str, dict[str, float]]], keys: list[str],
             high = [by_turn[str(t)].get(f"{key}_ci_high", v) for t, v in zip(turns, values)]
             axis.errorbar([t + shift for t in turns], values,
                           yerr=[[v - lo for v, lo in zip(values, low)], [hi - v for v, hi in zip(values, high)]],
-                          marker="o", markersize=4, linewidth=1.2, capsize=2, elinewidth=0.8, label=name)
+                          color=colours[k % len(colours)], marker=markers[k % len(markers)], markersize=4,
+                          linewidth=1.2, capsize=2, elinewidth=0.8, label=name)
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("turn limit", fontsize=9)
         axis.set_xticks(sorted({int(t) for by_turn in rows.values() for t in by_turn}))
