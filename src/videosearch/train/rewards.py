@@ -6,8 +6,8 @@ An episode is one query's turns: the video each turn was shown, what the policy 
 much the refined query raised the ground truth's probability. With one turn (the reference's setting) the terms are
 the reference's: the answer is the verdict. With several, the answer is the episode's outcome, what VR R@1 counts:
 right when it ends on the ground truth, matched or ranked first by the refined search after its last rejection.
-(Scoring every verdict instead taught the policy to end episodes early: each turn was one more chance to fail and
-none to find the moment.) The format terms are means over turns.
+(Scoring every verdict, the first design, taught the policy to end episodes early: each turn was one more chance to
+fail and none to find the moment; `docs/grpo` measures both.) The format terms are means over turns.
 """
 
 from __future__ import annotations
