@@ -177,9 +177,9 @@ def train_grpo(config: GRPOConfig) -> Path:
     policy = Policy.load(checkpoint or config.policy, embedder, trainable=True).to(accelerator.device)  # type: ignore[arg-type]
     reference = Policy.load(config.policy, embedder).to(accelerator.device).eval()  # type: ignore[arg-type]
     parameters = _trainable(policy, config)
-    weights = [p for _, p in parameters]
     lm = [p for n, p in parameters if not n.startswith("sqr.")]
     head = [p for n, p in parameters if n.startswith("sqr.")]
+    weights = lm + head
     optimizer = torch.optim.AdamW([{"params": lm, "lr": config.lr}, {"params": head, "lr": config.heads_lr}],
                                   weight_decay=0.0)
     scheduler = get_constant_schedule_with_warmup(optimizer, config.warmup_steps)
@@ -281,7 +281,7 @@ def set_latent_advantages(turns: list[_Turn], group_size: int) -> None:
         if len(group) < 2:
             continue
         gains = torch.tensor([t.refine_gain for t in group])
-        for t, advantage in zip(group, ((gains - gains.mean()) / (gains.std() + 1e-4)).tolist()):
+        for t, advantage in zip(group, group_advantages(gains, len(group)).tolist()):
             t.latent_advantage = advantage
 
 
@@ -387,6 +387,7 @@ def _accumulate_loss(policy: Policy, reference: Policy, videos: VideoCache, turn
     for t in turns:
         tokens_of[t.episode] += sum(t.chosen)
         refinements_of[t.episode] += t.latents is not None
+    head = [p for p in policy.sqr.parameters() if p.requires_grad]
     kl_sum, loss_sum = 0.0, 0.0
     for start in range(0, len(turns), config.micro_batch):
         chunk = turns[start: start + config.micro_batch]
@@ -416,11 +417,7 @@ def _accumulate_loss(policy: Policy, reference: Policy, videos: VideoCache, turn
         token_loss = -((objective - config.kl_weight * kl) * weight).sum() / episodes
         latent_loss = _latent_loss(policy, out, chunk, refinements_of, config) / episodes
         if latent_loss.requires_grad:  # the latents' log-probability trains the SQR head alone
-            head = [p for p in policy.sqr.parameters() if p.requires_grad]
-            grads = torch.autograd.grad(latent_loss, head, retain_graph=True, allow_unused=True)
-            for parameter, grad in zip(head, grads):
-                if grad is not None:
-                    parameter.grad = grad if parameter.grad is None else parameter.grad + grad
+            latent_loss.backward(inputs=head, retain_graph=True)
         token_loss.backward()
         kl_sum += float((kl.detach() * weight).sum())
         loss_sum += float((token_loss + latent_loss).detach())
